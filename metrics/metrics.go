@@ -1,0 +1,107 @@
+// Package metrics holds tokengate's Prometheus collectors. They are created
+// once per process, so counters survive a Caddy config reload, and Register
+// adds them to each new registry Caddy hands a provisioning module. Every
+// label value comes from a fixed set: never a user, a token, a job id or a path.
+package metrics
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	namespace = "caddy"
+	subsystem = "tokengate"
+)
+
+// Decision label values for Decisions.
+const (
+	// DecisionPublic: the route needs no token.
+	DecisionPublic = "public"
+	// DecisionAllowed: a valid token let the request through.
+	DecisionAllowed = "allowed"
+	// DecisionRejected: the request was answered 401.
+	DecisionRejected = "rejected"
+)
+
+// Decisions lists the decision label values.
+var Decisions = []string{DecisionPublic, DecisionAllowed, DecisionRejected}
+
+// Set is every tokengate collector.
+type Set struct {
+	// Rejections counts 401 answers by reason (caddy_tokengate_rejections_total).
+	Rejections *prometheus.CounterVec
+	// Decisions counts requests by what tokengate decided
+	// (caddy_tokengate_decisions_total).
+	Decisions *prometheus.CounterVec
+	// TokenRemaining observes, for each accepted token, the seconds it had
+	// left (caddy_tokengate_token_remaining_seconds).
+	TokenRemaining prometheus.Histogram
+	// ExpiredTokenAge observes, for each correctly signed but expired token,
+	// the seconds since it expired (caddy_tokengate_expired_token_age_seconds).
+	ExpiredTokenAge prometheus.Histogram
+	// WeakKey is the number of running tokengate handlers that accepted a
+	// weak HMAC secret through allow_weak_key (caddy_tokengate_weak_key).
+	WeakKey prometheus.Gauge
+}
+
+// lifetimeBuckets span 1 minute to 8 hours: the API's 1h token, the 8h
+// token the seed considered, and the minutes in between where refresh matters.
+var lifetimeBuckets = []float64{60, 300, 600, 900, 1800, 2700, 3600, 7200, 14400, 28800}
+
+// New creates the collectors. Call it once per process (Default does).
+func New(reasons []string) *Set {
+	s := &Set{
+		Rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "rejections_total",
+			Help: "Requests answered 401 by tokengate, by reason.",
+		}, []string{"reason"}),
+		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "decisions_total",
+			Help: "Requests seen by tokengate, by decision (public, allowed, rejected).",
+		}, []string{"decision"}),
+		TokenRemaining: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "token_remaining_seconds",
+			Help:    "Seconds an accepted access token had left before it expired.",
+			Buckets: lifetimeBuckets,
+		}),
+		ExpiredTokenAge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "expired_token_age_seconds",
+			Help:    "Seconds since expiry of correctly signed but expired access tokens presented.",
+			Buckets: lifetimeBuckets,
+		}),
+		WeakKey: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: subsystem, Name: "weak_key",
+			Help: "Running tokengate handlers that accepted a weak HMAC secret through allow_weak_key.",
+		}),
+	}
+	for _, r := range reasons {
+		s.Rejections.WithLabelValues(r)
+	}
+	for _, d := range Decisions {
+		s.Decisions.WithLabelValues(d)
+	}
+	return s
+}
+
+func (s *Set) collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.Rejections, s.Decisions, s.TokenRemaining, s.ExpiredTokenAge, s.WeakKey}
+}
+
+// Register adds every collector to reg. A collector already there (the same
+// registry provisioned twice) is not an error; a nil reg registers nothing.
+func (s *Set) Register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range s.collectors() {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}

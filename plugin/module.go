@@ -1,0 +1,268 @@
+// Package plugin is the tokengate Caddy module: the HTTP handler
+// `http.handlers.tokengate` and its Caddyfile directive `tokengate`. It is the
+// thin, Caddy-facing layer; token rules live in plugin/token and metrics in
+// the top-level metrics package, neither of which imports Caddy.
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/metrics"
+	"github.com/tokengate/tokengate/plugin/token"
+)
+
+func init() {
+	caddy.RegisterModule(Gate{})
+}
+
+// collectors are created once per process so counters survive config
+// reloads; each Provision registers them into the new config's registry.
+var collectors = metrics.New(reasonLabels())
+
+func reasonLabels() []string {
+	out := make([]string, len(token.Reasons))
+	for i, r := range token.Reasons {
+		out[i] = string(r)
+	}
+	return out
+}
+
+// Gate is the tokengate HTTP handler. It verifies the access tokens an
+// existing API signs before requests reach it, and passes the caller's
+// identity upstream.
+type Gate struct {
+	// Keys verify access tokens. Each key is bound to one algorithm. At least
+	// one key or one JWKS URL is required.
+	Keys []KeyConfig `json:"keys,omitempty"`
+
+	// JWKSURLs are JWK Set URLs whose published asymmetric keys also verify
+	// tokens (verification only). Fetched at start and refreshed every
+	// 15 minutes, and on an unknown kid at most every 5 minutes.
+	JWKSURLs []string `json:"jwks_urls,omitempty"`
+
+	// Issuer, when set, must equal the token's iss claim.
+	Issuer string `json:"issuer,omitempty"`
+
+	// Audience, when set, must share a value with the token's aud claim.
+	Audience []string `json:"audience,omitempty"`
+
+	// Leeway is the clock-skew allowance for exp, nbf and iat.
+	// Default: 30s. At most 5m.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// TokenSources are where the access token is looked for, in order; the
+	// first one present is used. Default: the Authorization header with the
+	// Bearer scheme.
+	TokenSources []TokenSource `json:"token_sources,omitempty"`
+
+	// Public lists path patterns (Caddy path-matcher syntax, e.g. /health or
+	// /auth/*) that pass without a token.
+	Public []string `json:"public,omitempty"`
+
+	// ForwardClaims set upstream request headers from claims of a verified
+	// token. Client-sent copies of every header named here are removed from
+	// every request, public ones included, so they cannot be spoofed.
+	ForwardClaims []ForwardClaim `json:"forward_claims,omitempty"`
+
+	// Realm is the realm in WWW-Authenticate answers. Default: tokengate.
+	Realm string `json:"realm,omitempty"`
+
+	// AllowWeakKey starts even when an HMAC secret is weak (under 32 bytes,
+	// a well-known secret, or of very few distinct characters). Every start
+	// then logs a warning and the caddy_tokengate_weak_key gauge counts it.
+	// Default: false, and a weak secret refuses to start.
+	AllowWeakKey bool `json:"allow_weak_key,omitempty"`
+
+	verifier     *token.Verifier
+	public       caddyhttp.MatchPath
+	sources      []TokenSource
+	stripHeaders []string
+	weak         bool
+	logger       *zap.Logger
+}
+
+// KeyConfig is one verification key.
+type KeyConfig struct {
+	// Alg is the one algorithm the key is used with: HS256, HS384, HS512,
+	// RS256, PS256, ES256 or EdDSA.
+	Alg string `json:"alg"`
+	// Secret is the HMAC secret for HS* keys, usually a placeholder such as
+	// {env.JWT_SECRET} so the secret stays out of the config.
+	Secret string `json:"secret,omitempty"`
+	// File is a PEM file holding the public (or private) key for the other
+	// algorithms. Placeholders are expanded.
+	File string `json:"file,omitempty"`
+	// KID is the key id tokens name in their kid header; optional.
+	KID string `json:"kid,omitempty"`
+}
+
+// TokenSource is one place to look for the access token.
+type TokenSource struct {
+	// From is header, cookie or query.
+	From string `json:"from"`
+	// Name is the header, cookie or query parameter name. An Authorization
+	// header must use the Bearer scheme; other headers carry the token alone
+	// or after "Bearer ".
+	Name string `json:"name"`
+}
+
+// ForwardClaim copies one claim of a verified token to an upstream header.
+type ForwardClaim struct {
+	// Claim is the claim name, e.g. sub or email.
+	Claim string `json:"claim"`
+	// Header is the upstream request header, e.g. X-User-Id.
+	Header string `json:"header"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gate) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.tokengate",
+		New: func() caddy.Module { return new(Gate) },
+	}
+}
+
+// Provision sets defaults, resolves placeholders in secrets and paths,
+// builds the key set and registers metrics.
+func (g *Gate) Provision(ctx caddy.Context) error {
+	g.logger = ctx.Logger()
+	if err := collectors.Register(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	if g.Leeway == 0 {
+		g.Leeway = caddy.Duration(token.DefaultLeeway)
+	}
+	if g.Realm == "" {
+		g.Realm = "tokengate"
+	}
+	g.sources = g.TokenSources
+	if len(g.sources) == 0 {
+		g.sources = []TokenSource{{From: "header", Name: "Authorization"}}
+	}
+
+	repl := caddy.NewReplacer()
+	keys := make([]*token.Key, 0, len(g.Keys))
+	var weak []string
+	for i, kc := range g.Keys {
+		material := repl.ReplaceAll(kc.Secret, "")
+		if !strings.HasPrefix(kc.Alg, "HS") {
+			material = repl.ReplaceAll(kc.File, "")
+		}
+		k, err := token.ParseKey(kc.Alg, material, kc.KID)
+		if err != nil {
+			return fmt.Errorf("key %d: %w", i+1, err)
+		}
+		if reason := k.Weakness; reason != nil {
+			if !g.AllowWeakKey {
+				return fmt.Errorf("key %d (%s): %v. Generate a strong secret (for example: openssl rand -base64 48), "+
+					"set it in the API and in this config; or, knowingly, set allow_weak_key to start anyway", i+1, kc.Alg, reason)
+			}
+			weak = append(weak, fmt.Sprintf("key %d (%s): %v", i+1, kc.Alg, reason))
+		}
+		keys = append(keys, k)
+	}
+	ks, err := token.NewKeySet(keys)
+	if err != nil {
+		return err
+	}
+	if len(g.JWKSURLs) > 0 {
+		urls := make([]string, len(g.JWKSURLs))
+		for i, u := range g.JWKSURLs {
+			urls[i] = repl.ReplaceAll(u, "")
+		}
+		if err := ks.WithJWKS(ctx, urls, 15*time.Minute); err != nil {
+			return err
+		}
+	}
+	g.verifier = &token.Verifier{
+		Keys:     ks,
+		Issuer:   g.Issuer,
+		Audience: g.Audience,
+		Leeway:   time.Duration(g.Leeway),
+	}
+
+	g.public = caddyhttp.MatchPath(g.Public)
+	if err := g.public.Provision(ctx); err != nil {
+		return fmt.Errorf("public paths: %w", err)
+	}
+	g.stripHeaders = g.stripHeaders[:0]
+	for _, fc := range g.ForwardClaims {
+		g.stripHeaders = append(g.stripHeaders, textproto.CanonicalMIMEHeaderKey(fc.Header))
+	}
+
+	if len(weak) > 0 {
+		g.weak = true
+		collectors.WeakKey.Inc()
+		for _, w := range weak {
+			g.logger.Warn("allow_weak_key is set: starting with a weak HMAC secret; anyone who guesses it can sign tokens the API accepts",
+				zap.String("key", w))
+		}
+	}
+	return nil
+}
+
+// Validate checks the configuration without changing it.
+func (g *Gate) Validate() error {
+	var errs []error
+	if len(g.Keys) == 0 && len(g.JWKSURLs) == 0 {
+		errs = append(errs, errors.New("no key: add `key <alg> <secret-or-pem-file>` or `jwks <url>`"))
+	}
+	if d := time.Duration(g.Leeway); d < 0 || d > token.MaxLeeway {
+		errs = append(errs, fmt.Errorf("leeway %s is outside 0..%s", d, token.MaxLeeway))
+	}
+	if strings.ContainsAny(g.Realm, "\"\\\r\n") {
+		errs = append(errs, errors.New("realm may not contain quotes, backslashes or line breaks"))
+	}
+	for _, s := range g.sources {
+		switch {
+		case s.From != "header" && s.From != "cookie" && s.From != "query":
+			errs = append(errs, fmt.Errorf("token source %q: must be header, cookie or query", s.From))
+		case s.Name == "":
+			errs = append(errs, fmt.Errorf("token source %s: a name is required", s.From))
+		}
+	}
+	for _, fc := range g.ForwardClaims {
+		if fc.Claim == "" || fc.Header == "" || !validHeaderName(fc.Header) {
+			errs = append(errs, fmt.Errorf("forward_claim %q -> %q: a claim and a valid header name are required", fc.Claim, fc.Header))
+		}
+		if strings.EqualFold(fc.Header, "Authorization") || strings.EqualFold(fc.Header, "Host") {
+			errs = append(errs, fmt.Errorf("forward_claim may not set the %s header", fc.Header))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validHeaderName(h string) bool {
+	for _, c := range []byte(h) {
+		if !(c == '-' || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+			return false
+		}
+	}
+	return h != ""
+}
+
+// Cleanup releases what Provision took: the weak-key gauge's count. JWKS
+// refreshing stops with the config's context.
+func (g *Gate) Cleanup() error {
+	if g.weak {
+		collectors.WeakKey.Dec()
+		g.weak = false
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner  = (*Gate)(nil)
+	_ caddy.Validator    = (*Gate)(nil)
+	_ caddy.CleanerUpper = (*Gate)(nil)
+	_ caddy.Module       = (*Gate)(nil)
+)

@@ -1,0 +1,296 @@
+package token
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxTokenSize caps the token (and the header carrying it) before any parsing.
+const MaxTokenSize = 8 << 10
+
+// MaxLeeway caps the configurable clock-skew allowance: a larger one would
+// quietly extend every token's life.
+const MaxLeeway = 5 * time.Minute
+
+// DefaultLeeway is the clock-skew allowance when none is configured.
+const DefaultLeeway = 30 * time.Second
+
+// forbiddenHeaders let a token pick its own key or change how it is read
+// (RFC 8725 s3.10, RFC 7515 s4.1); an access token of this API has no use
+// for any of them.
+var forbiddenHeaders = [...]string{"crit", "jku", "x5u", "jwk", "x5c", "cty", "b64", "zip"}
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// Verifier checks access tokens. It is safe for concurrent use.
+type Verifier struct {
+	Keys *KeySet
+	// Issuer, when set, must equal the iss claim.
+	Issuer string
+	// Audience, when set, must share at least one value with the aud claim.
+	Audience []string
+	// Leeway allows for clock skew on exp, nbf and iat.
+	Leeway time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RejectTyp lists typ header values refused with ReasonWrongKind
+	// (tokens tokengate mints for other purposes).
+	RejectTyp []string
+}
+
+// Claims are the verified claims of a token. Registered claims are parsed;
+// the rest are decoded only when asked for.
+type Claims struct {
+	Subject   string
+	Issuer    string
+	Audience  []string
+	ExpiresAt time.Time
+	IssuedAt  time.Time // zero when absent
+	NotBefore time.Time // zero when absent
+
+	payload []byte
+	all     map[string]any
+}
+
+type registered struct {
+	Sub json.RawMessage `json:"sub"`
+	Iss json.RawMessage `json:"iss"`
+	Aud json.RawMessage `json:"aud"`
+	Exp json.RawMessage `json:"exp"`
+	Iat json.RawMessage `json:"iat"`
+	Nbf json.RawMessage `json:"nbf"`
+}
+
+type header struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ"`
+}
+
+// Verify checks raw and returns its claims. On any refusal the error is an
+// *Error. Claims are returned with an error only for ReasonExpired: the
+// signature and every other rule held, so the caller may use them to refresh.
+// Claims of a token that failed in any other way are never decoded.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	if raw == "" {
+		return nil, refuse(ReasonMissing, "no token")
+	}
+	if len(raw) > MaxTokenSize {
+		return nil, refuse(ReasonOversized, "token over %d bytes", MaxTokenSize)
+	}
+	dot1 := strings.IndexByte(raw, '.')
+	dot2 := strings.LastIndexByte(raw, '.')
+	if dot1 <= 0 || dot2 == dot1 || dot2 == len(raw)-1 || strings.IndexByte(raw[dot1+1:dot2], '.') >= 0 {
+		return nil, refuse(ReasonMalformed, "not three dot-separated segments")
+	}
+	h, err := v.header(raw[:dot1])
+	if err != nil {
+		return nil, err
+	}
+	keys, rerr := v.Keys.candidates(ctx, h.Alg, h.Kid)
+	if rerr != nil {
+		return nil, rerr
+	}
+	sig, err2 := b64.DecodeString(raw[dot2+1:])
+	if err2 != nil {
+		return nil, refuse(ReasonMalformed, "signature is not strict base64url")
+	}
+	signed := raw[:dot2]
+	verified := false
+	for _, k := range keys {
+		if k.method.Verify(signed, sig, k.verify) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return nil, refuse(ReasonBadSignature, "signature does not verify")
+	}
+	payload, err2 := b64.DecodeString(raw[dot1+1 : dot2])
+	if err2 != nil {
+		return nil, refuse(ReasonMalformed, "payload is not strict base64url")
+	}
+	return v.claims(payload)
+}
+
+func (v *Verifier) header(seg string) (*header, *Error) {
+	hb, err := b64.DecodeString(seg)
+	if err != nil {
+		return nil, refuse(ReasonMalformed, "header is not strict base64url")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(hb, &fields); err != nil || fields == nil {
+		return nil, refuse(ReasonMalformed, "header is not a JSON object")
+	}
+	for _, name := range forbiddenHeaders {
+		if _, ok := fields[name]; ok {
+			return nil, refuse(ReasonForbiddenHeader, "header parameter %q is not accepted", name)
+		}
+	}
+	var h header
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, refuse(ReasonMalformed, "header alg, kid and typ must be strings")
+	}
+	if h.Alg == "" {
+		return nil, refuse(ReasonMalformed, "header has no alg")
+	}
+	for _, t := range v.RejectTyp {
+		if strings.EqualFold(h.Typ, t) {
+			return nil, refuse(ReasonWrongKind, "a %s token is not an access token", h.Typ)
+		}
+	}
+	return &h, nil
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+func (v *Verifier) claims(payload []byte) (*Claims, error) {
+	var r registered
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return nil, refuse(ReasonMalformed, "payload is not a JSON object")
+	}
+	c := &Claims{payload: payload}
+	var ok bool
+	if c.Subject, ok = optString(r.Sub); !ok {
+		return nil, refuse(ReasonBadClaims, "sub is not a string")
+	}
+	if c.Issuer, ok = optString(r.Iss); !ok {
+		return nil, refuse(ReasonBadClaims, "iss is not a string")
+	}
+	if c.Audience, ok = audience(r.Aud); !ok {
+		return nil, refuse(ReasonBadClaims, "aud is not a string or array of strings")
+	}
+	if r.Exp == nil {
+		return nil, refuse(ReasonBadClaims, "exp is required")
+	}
+	if c.ExpiresAt, ok = numericDate(r.Exp); !ok || c.ExpiresAt.Unix() <= 0 {
+		return nil, refuse(ReasonBadClaims, "exp must be a positive number")
+	}
+	if r.Iat != nil {
+		if c.IssuedAt, ok = numericDate(r.Iat); !ok {
+			return nil, refuse(ReasonBadClaims, "iat must be a number")
+		}
+	}
+	if r.Nbf != nil {
+		if c.NotBefore, ok = numericDate(r.Nbf); !ok {
+			return nil, refuse(ReasonBadClaims, "nbf must be a number")
+		}
+	}
+	if v.Issuer != "" && c.Issuer != v.Issuer {
+		return nil, refuse(ReasonBadClaims, "issuer is not the expected one")
+	}
+	if len(v.Audience) > 0 && !intersects(c.Audience, v.Audience) {
+		return nil, refuse(ReasonBadClaims, "audience is not the expected one")
+	}
+	now := v.now()
+	if !c.NotBefore.IsZero() && c.NotBefore.After(now.Add(v.Leeway)) {
+		return nil, refuse(ReasonNotYetValid, "token is not valid yet (nbf)")
+	}
+	if !c.IssuedAt.IsZero() && c.IssuedAt.After(now.Add(v.Leeway)) {
+		return nil, refuse(ReasonNotYetValid, "token is issued in the future (iat)")
+	}
+	if !now.Before(c.ExpiresAt.Add(v.Leeway)) {
+		return c, refuse(ReasonExpired, "token has expired")
+	}
+	return c, nil
+}
+
+func optString(raw json.RawMessage) (string, bool) {
+	if raw == nil {
+		return "", true
+	}
+	var s string
+	return s, json.Unmarshal(raw, &s) == nil
+}
+
+func audience(raw json.RawMessage) ([]string, bool) {
+	if raw == nil {
+		return nil, true
+	}
+	if s, ok := optString(raw); ok {
+		return []string{s}, true
+	}
+	var list []string
+	return list, json.Unmarshal(raw, &list) == nil
+}
+
+// numericDate accepts only a JSON number (RFC 7519 s2 NumericDate), never a
+// numeric string.
+func numericDate(raw json.RawMessage) (time.Time, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || f > 1e11 || f < -1e11 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+func intersects(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Get returns the claim name as decoded from JSON (numbers as json.Number).
+func (c *Claims) Get(name string) (any, bool) {
+	if c.all == nil {
+		d := json.NewDecoder(bytes.NewReader(c.payload))
+		d.UseNumber()
+		if d.Decode(&c.all) != nil || c.all == nil {
+			c.all = map[string]any{}
+		}
+	}
+	v, ok := c.all[name]
+	return v, ok
+}
+
+// Text returns the claim name as text for a header or placeholder: strings as
+// they are, numbers and booleans in JSON form, arrays of strings joined with
+// commas, anything else as compact JSON.
+func (c *Claims) Text(name string) (string, bool) {
+	v, ok := c.Get(name)
+	if !ok || v == nil {
+		return "", false
+	}
+	switch t := v.(type) {
+	case string:
+		return t, true
+	case json.Number:
+		return t.String(), true
+	case bool:
+		return strconv.FormatBool(t), true
+	case []any:
+		parts := make([]string, 0, len(t))
+		for _, e := range t {
+			s, isStr := e.(string)
+			if !isStr {
+				b, _ := json.Marshal(t)
+				return string(b), true
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), true
+	}
+	b, _ := json.Marshal(v)
+	return string(b), true
+}
