@@ -183,10 +183,11 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		}
 	}
 	g.verifier = &token.Verifier{
-		Keys:     ks,
-		Issuer:   g.Issuer,
-		Audience: g.Audience,
-		Leeway:   time.Duration(g.Leeway),
+		Keys:      ks,
+		Issuer:    g.Issuer,
+		Audience:  g.Audience,
+		Leeway:    time.Duration(g.Leeway),
+		RejectTyp: []string{token.JobTokenTyp},
 	}
 
 	g.public = caddyhttp.MatchPath(g.Public)

@@ -42,6 +42,10 @@ const (
 	ReasonWrongKind Reason = "wrong_token_kind"
 )
 
+// JobTokenTyp is the typ header of the job tokens tokengate mints. An access
+// token must not carry it, so one kind is never accepted as the other.
+const JobTokenTyp = "tokengate-job+jwt"
+
 // Reasons lists every Reason, so metrics can start each label at zero.
 var Reasons = []Reason{
 	ReasonMissing, ReasonOversized, ReasonMalformed, ReasonForbiddenHeader,

@@ -35,12 +35,12 @@ var commonSecrets = map[string]bool{
 	"jwtsecret": true, "supersecret": true, "mysecret": true, "secretkey": true,
 	"secret-key": true, "default": true, "test": true, "development": true,
 	"your_jwt_secret": true, "your-jwt-secret": true, "jatingupta9120": true,
-	"this-is-a-very-long-secret-key-for-jwt": true,
-	"super-secret-key-that-is-at-least-32-chars": true,
+	"this-is-a-very-long-secret-key-for-jwt":              true,
+	"super-secret-key-that-is-at-least-32-chars":          true,
 	"your-super-secret-jwt-key-change-this-in-production": true,
-	"please-change-this-secret-in-production-now": true,
-	"0123456789abcdef0123456789abcdef": true,
-	"00000000000000000000000000000000": true,
+	"please-change-this-secret-in-production-now":         true,
+	"0123456789abcdef0123456789abcdef":                    true,
+	"00000000000000000000000000000000":                    true,
 }
 
 // CheckHMACSecret reports whether secret is strong enough to sign tokens that

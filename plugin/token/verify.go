@@ -68,9 +68,7 @@ type registered struct {
 }
 
 type header struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-	Typ string `json:"typ"`
+	Alg, Kid, Typ string
 }
 
 // Verify checks raw and returns its claims. On any refusal the error is an
@@ -134,7 +132,11 @@ func (v *Verifier) header(seg string) (*header, *Error) {
 		}
 	}
 	var h header
-	if err := json.Unmarshal(hb, &h); err != nil {
+	var okAlg, okKid, okTyp bool
+	h.Alg, okAlg = optString(fields["alg"])
+	h.Kid, okKid = optString(fields["kid"])
+	h.Typ, okTyp = optString(fields["typ"])
+	if !okAlg || !okKid || !okTyp {
 		return nil, refuse(ReasonMalformed, "header alg, kid and typ must be strings")
 	}
 	if h.Alg == "" {
@@ -142,7 +144,7 @@ func (v *Verifier) header(seg string) (*header, *Error) {
 	}
 	for _, t := range v.RejectTyp {
 		if strings.EqualFold(h.Typ, t) {
-			return nil, refuse(ReasonWrongKind, "a %s token is not an access token", h.Typ)
+			return nil, refuse(ReasonWrongKind, "a token of another kind is not an access token")
 		}
 	}
 	return &h, nil
@@ -206,9 +208,14 @@ func (v *Verifier) claims(payload []byte) (*Claims, error) {
 	return c, nil
 }
 
+// optString decodes an optional JSON string; absent is "", true. Strings
+// without escapes, the common case, skip the reflective decoder.
 func optString(raw json.RawMessage) (string, bool) {
 	if raw == nil {
 		return "", true
+	}
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 && bytes.IndexByte(raw[1:n-1], '"') < 0 {
+		return string(raw[1 : n-1]), true
 	}
 	var s string
 	return s, json.Unmarshal(raw, &s) == nil
