@@ -97,6 +97,11 @@ func bearer(v string, schemeRequired bool) (string, error) {
 	if len(v) >= len(scheme) && strings.EqualFold(v[:len(scheme)], scheme) {
 		return strings.TrimSpace(v[len(scheme):]), nil
 	}
+	if strings.EqualFold(strings.TrimSpace(v), "bearer") {
+		// "Bearer " with nothing after it (the trailing space is trimmed in
+		// transit): a client that has no token yet.
+		return "", nil
+	}
 	if schemeRequired {
 		return "", &token.Error{Reason: token.ReasonMalformed, Detail: "authorization scheme is not Bearer"}
 	}
