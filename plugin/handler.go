@@ -24,6 +24,13 @@ import (
 // Caddy's own authentication handler uses.
 const userPlaceholder = "http.auth.user."
 
+// The decision counters, resolved once: they are touched on every request.
+var (
+	decidedPublic   = collectors.Decisions.WithLabelValues(metrics.DecisionPublic)
+	decidedAllowed  = collectors.Decisions.WithLabelValues(metrics.DecisionAllowed)
+	decidedRejected = collectors.Decisions.WithLabelValues(metrics.DecisionRejected)
+)
+
 // ServeHTTP classifies the request, verifies its access token and passes it
 // on with the caller's identity, or answers 401.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -36,7 +43,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			return caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 		if ok {
-			collectors.Decisions.WithLabelValues(metrics.DecisionPublic).Inc()
+			decidedPublic.Inc()
 			return next.ServeHTTP(w, r)
 		}
 	}
@@ -50,7 +57,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return g.reject(w, r, raw, claims, err)
 	}
 
-	collectors.Decisions.WithLabelValues(metrics.DecisionAllowed).Inc()
+	decidedAllowed.Inc()
 	collectors.TokenRemaining.Observe(time.Until(claims.ExpiresAt).Seconds())
 	g.setIdentity(r, claims)
 	return next.ServeHTTP(w, r)
@@ -160,7 +167,7 @@ func (g *Gate) reject(w http.ResponseWriter, r *http.Request, raw string, claims
 	if raw == "" && te.Reason == token.ReasonMissing {
 		te.Detail = "no access token in the request"
 	}
-	collectors.Decisions.WithLabelValues(metrics.DecisionRejected).Inc()
+	decidedRejected.Inc()
 	collectors.Rejections.WithLabelValues(string(te.Reason)).Inc()
 	if te.Reason == token.ReasonExpired && claims != nil {
 		collectors.ExpiredTokenAge.Observe(time.Since(claims.ExpiresAt).Seconds())

@@ -35,6 +35,13 @@ func reasonLabels() []string {
 	return out
 }
 
+// The verified-token cache: tokens remembered per handler, and how long one
+// verification is reused (never past the token's exp).
+const (
+	verifiedCacheSize = 16384
+	verifiedCacheAge  = time.Minute
+)
+
 // Gate is the tokengate HTTP handler. It verifies the access tokens an
 // existing API signs before requests reach it, and passes the caller's
 // identity upstream.
@@ -188,6 +195,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		Audience:  g.Audience,
 		Leeway:    time.Duration(g.Leeway),
 		RejectTyp: []string{token.JobTokenTyp},
+		// A client sends the same token until it expires; verifying it once
+		// a minute instead of on every request is most of tokengate's cost.
+		Cache: token.NewCache(verifiedCacheSize, verifiedCacheAge),
 	}
 
 	g.public = caddyhttp.MatchPath(g.Public)

@@ -42,10 +42,13 @@ type Verifier struct {
 	// RejectTyp lists typ header values refused with ReasonWrongKind
 	// (tokens tokengate mints for other purposes).
 	RejectTyp []string
+	// Cache, when set, remembers verified tokens; see Cache.
+	Cache *Cache
 }
 
-// Claims are the verified claims of a token. Registered claims are parsed;
-// the rest are decoded only when asked for.
+// Claims are the verified claims of a token: registered claims parsed, the
+// others kept as raw JSON. Claims are never modified after Verify returns
+// them, so one value may be shared by concurrent requests.
 type Claims struct {
 	Subject   string
 	Issuer    string
@@ -54,17 +57,7 @@ type Claims struct {
 	IssuedAt  time.Time // zero when absent
 	NotBefore time.Time // zero when absent
 
-	payload []byte
-	all     map[string]any
-}
-
-type registered struct {
-	Sub json.RawMessage `json:"sub"`
-	Iss json.RawMessage `json:"iss"`
-	Aud json.RawMessage `json:"aud"`
-	Exp json.RawMessage `json:"exp"`
-	Iat json.RawMessage `json:"iat"`
-	Nbf json.RawMessage `json:"nbf"`
+	raw map[string]json.RawMessage
 }
 
 type header struct {
@@ -82,6 +75,21 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > MaxTokenSize {
 		return nil, refuse(ReasonOversized, "token over %d bytes", MaxTokenSize)
 	}
+	var now time.Time
+	if v.Cache != nil {
+		now = v.now()
+		if c := v.Cache.get(raw, now); c != nil {
+			return c, nil
+		}
+	}
+	c, err := v.verify(ctx, raw)
+	if err == nil && v.Cache != nil {
+		v.Cache.put(raw, c, now, v.Leeway)
+	}
+	return c, err
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	dot1 := strings.IndexByte(raw, '.')
 	dot2 := strings.LastIndexByte(raw, '.')
 	if dot1 <= 0 || dot2 == dot1 || dot2 == len(raw)-1 || strings.IndexByte(raw[dot1+1:dot2], '.') >= 0 {
@@ -158,34 +166,34 @@ func (v *Verifier) now() time.Time {
 }
 
 func (v *Verifier) claims(payload []byte) (*Claims, error) {
-	var r registered
-	if err := json.Unmarshal(payload, &r); err != nil {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &raw); err != nil || raw == nil {
 		return nil, refuse(ReasonMalformed, "payload is not a JSON object")
 	}
-	c := &Claims{payload: payload}
+	c := &Claims{raw: raw}
 	var ok bool
-	if c.Subject, ok = optString(r.Sub); !ok {
+	if c.Subject, ok = optString(raw["sub"]); !ok {
 		return nil, refuse(ReasonBadClaims, "sub is not a string")
 	}
-	if c.Issuer, ok = optString(r.Iss); !ok {
+	if c.Issuer, ok = optString(raw["iss"]); !ok {
 		return nil, refuse(ReasonBadClaims, "iss is not a string")
 	}
-	if c.Audience, ok = audience(r.Aud); !ok {
+	if c.Audience, ok = audience(raw["aud"]); !ok {
 		return nil, refuse(ReasonBadClaims, "aud is not a string or array of strings")
 	}
-	if r.Exp == nil {
+	if raw["exp"] == nil {
 		return nil, refuse(ReasonBadClaims, "exp is required")
 	}
-	if c.ExpiresAt, ok = numericDate(r.Exp); !ok || c.ExpiresAt.Unix() <= 0 {
+	if c.ExpiresAt, ok = numericDate(raw["exp"]); !ok || c.ExpiresAt.Unix() <= 0 {
 		return nil, refuse(ReasonBadClaims, "exp must be a positive number")
 	}
-	if r.Iat != nil {
-		if c.IssuedAt, ok = numericDate(r.Iat); !ok {
+	if r := raw["iat"]; r != nil {
+		if c.IssuedAt, ok = numericDate(r); !ok {
 			return nil, refuse(ReasonBadClaims, "iat must be a number")
 		}
 	}
-	if r.Nbf != nil {
-		if c.NotBefore, ok = numericDate(r.Nbf); !ok {
+	if r := raw["nbf"]; r != nil {
+		if c.NotBefore, ok = numericDate(r); !ok {
 			return nil, refuse(ReasonBadClaims, "nbf must be a number")
 		}
 	}
@@ -258,46 +266,47 @@ func intersects(a, b []string) bool {
 	return false
 }
 
-// Get returns the claim name as decoded from JSON (numbers as json.Number).
+// Get returns the claim name decoded from JSON (numbers as json.Number).
 func (c *Claims) Get(name string) (any, bool) {
-	if c.all == nil {
-		d := json.NewDecoder(bytes.NewReader(c.payload))
-		d.UseNumber()
-		if d.Decode(&c.all) != nil || c.all == nil {
-			c.all = map[string]any{}
-		}
+	raw, ok := c.raw[name]
+	if !ok {
+		return nil, false
 	}
-	v, ok := c.all[name]
-	return v, ok
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return nil, false
+	}
+	return v, true
 }
 
 // Text returns the claim name as text for a header or placeholder: strings as
-// they are, numbers and booleans in JSON form, arrays of strings joined with
-// commas, anything else as compact JSON.
+// they are, numbers and booleans in their JSON form, arrays of strings joined
+// with commas, anything else as compact JSON. Absent and null claims are
+// reported absent.
 func (c *Claims) Text(name string) (string, bool) {
-	v, ok := c.Get(name)
-	if !ok || v == nil {
+	raw, ok := c.raw[name]
+	if !ok || len(raw) == 0 {
 		return "", false
 	}
-	switch t := v.(type) {
-	case string:
-		return t, true
-	case json.Number:
-		return t.String(), true
-	case bool:
-		return strconv.FormatBool(t), true
-	case []any:
-		parts := make([]string, 0, len(t))
-		for _, e := range t {
-			s, isStr := e.(string)
-			if !isStr {
-				b, _ := json.Marshal(t)
-				return string(b), true
-			}
-			parts = append(parts, s)
+	switch raw[0] {
+	case '"':
+		return optString(raw)
+	case 'n':
+		return "", false
+	case '[':
+		var list []string
+		if json.Unmarshal(raw, &list) == nil {
+			return strings.Join(list, ","), true
 		}
-		return strings.Join(parts, ","), true
+	case '{':
+	default: // numbers, true, false
+		return string(raw), true
 	}
-	b, _ := json.Marshal(v)
-	return string(b), true
+	var compact bytes.Buffer
+	if json.Compact(&compact, raw) != nil {
+		return "", false
+	}
+	return compact.String(), true
 }
