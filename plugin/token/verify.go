@@ -92,7 +92,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	dot1 := strings.IndexByte(raw, '.')
 	dot2 := strings.LastIndexByte(raw, '.')
-	if dot1 <= 0 || dot2 == dot1 || dot2 == len(raw)-1 || strings.IndexByte(raw[dot1+1:dot2], '.') >= 0 {
+	if dot1 <= 0 || dot2 == dot1 || strings.IndexByte(raw[dot1+1:dot2], '.') >= 0 {
 		return nil, refuse(ReasonMalformed, "not three dot-separated segments")
 	}
 	h, err := v.header(raw[:dot1])
@@ -104,8 +104,8 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, rerr
 	}
 	sig, err2 := b64.DecodeString(raw[dot2+1:])
-	if err2 != nil {
-		return nil, refuse(ReasonMalformed, "signature is not strict base64url")
+	if err2 != nil || len(sig) == 0 {
+		return nil, refuse(ReasonMalformed, "signature is empty or not strict base64url")
 	}
 	signed := raw[:dot2]
 	verified := false

@@ -104,7 +104,7 @@ func (f Fixture) Cases() []Case {
 		{"truncated signature", valid[:dot+1] + base64.RawURLEncoding.EncodeToString(hs(valid[:dot])[:20]), token.ReasonBadSignature},
 		{"empty signature", valid[:dot+1], token.ReasonMalformed},
 		{"alg none", Build(hdr("none"), ok, nil) + "x", token.ReasonUnsupportedAlg},
-		{"alg none without signature", Build(hdr("none"), ok, nil), token.ReasonMalformed},
+		{"alg none without signature", Build(hdr("none"), ok, nil), token.ReasonUnsupportedAlg},
 		{"alg NoNe", Build(hdr("NoNe"), ok, hs), token.ReasonUnsupportedAlg},
 		{"alg missing", Build(map[string]any{"typ": "JWT"}, ok, hs), token.ReasonMalformed},
 		{"alg not a string", Build(map[string]any{"alg": 256}, ok, hs), token.ReasonMalformed},
