@@ -1,0 +1,177 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var familiesBucket = []byte("families")
+
+// File keeps families in a bbolt file: one process at a time, surviving
+// restarts and config reloads. Each operation is one bbolt transaction.
+type File struct {
+	db   *bolt.DB
+	now  func() time.Time
+	stop chan struct{}
+	done chan struct{}
+}
+
+// OpenFile opens (or creates) the store at path. A file held by another
+// process fails after a few seconds with an error saying so. Ended families
+// are removed every sweep interval.
+func OpenFile(path string, now func() time.Time, sweep time.Duration) (*File, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating session store directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 3 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening session store %s (is another process using it?): %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(familiesBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("preparing session store %s: %w", path, err)
+	}
+	f := &File{db: db, now: now, stop: make(chan struct{}), done: make(chan struct{})}
+	go f.sweeper(sweep)
+	return f, nil
+}
+
+func (s *File) sweeper(every time.Duration) {
+	defer close(s.done)
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			_, _ = s.Sweep()
+		}
+	}
+}
+
+// Sweep removes ended families and returns how many.
+func (s *File) Sweep() (int, error) {
+	now := s.now()
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(familiesBucket)
+		var ended [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var f Family
+			if json.Unmarshal(v, &f) != nil || !now.Before(f.Expiry()) {
+				ended = append(ended, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range ended {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(ended)
+		return nil
+	})
+	return n, err
+}
+
+func put(b *bolt.Bucket, f *Family) error {
+	v, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(f.ID), v)
+}
+
+func get(b *bolt.Bucket, id string) (*Family, error) {
+	v := b.Get([]byte(id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	var f Family
+	if err := json.Unmarshal(v, &f); err != nil {
+		return nil, fmt.Errorf("decoding session family: %w", err)
+	}
+	return &f, nil
+}
+
+// Create implements Store.
+func (s *File) Create(_ context.Context, f *Family) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(familiesBucket)
+		if b.Get([]byte(f.ID)) != nil {
+			return ErrExists
+		}
+		return put(b, f)
+	})
+}
+
+// Get implements Store.
+func (s *File) Get(_ context.Context, id string) (*Family, error) {
+	var f *Family
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		f, err = get(tx.Bucket(familiesBucket), id)
+		return err
+	})
+	return f, err
+}
+
+// Rotate implements Store: Decide inside one read-write transaction.
+func (s *File) Rotate(_ context.Context, r Rotation) (Result, error) {
+	var res Result
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(familiesBucket)
+		f, err := get(b, r.ID)
+		if err == ErrNotFound {
+			res = Result{Outcome: Unknown}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		res = Decide(f, r)
+		switch res.Outcome {
+		case Rotated, Reused:
+			return put(b, f)
+		case Expired:
+			return b.Delete([]byte(r.ID))
+		}
+		return nil
+	})
+	return res, err
+}
+
+// Delete implements Store.
+func (s *File) Delete(_ context.Context, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(familiesBucket).Delete([]byte(id))
+	})
+}
+
+// Close implements Store.
+func (s *File) Close() error {
+	close(s.stop)
+	<-s.done
+	return s.db.Close()
+}
+
+var _ Store = (*File)(nil)

@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Memory keeps families in this process; they are lost on restart. For tests
+// and throwaway setups.
+type Memory struct {
+	mu     sync.Mutex
+	fams   map[string]*Family
+	now    func() time.Time
+	writes int
+}
+
+// NewMemory returns an empty memory store; now is its clock for forgetting
+// ended families (nil means time.Now).
+func NewMemory(now func() time.Time) *Memory {
+	if now == nil {
+		now = time.Now
+	}
+	return &Memory{fams: map[string]*Family{}, now: now}
+}
+
+func clone(f *Family) *Family {
+	c := *f
+	return &c
+}
+
+// Create implements Store.
+func (m *Memory) Create(_ context.Context, f *Family) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.fams[f.ID]; ok {
+		return ErrExists
+	}
+	m.fams[f.ID] = clone(f)
+	m.sweepLocked()
+	return nil
+}
+
+// sweepLocked forgets ended families, a little at a time: every 1024th
+// write walks the map.
+func (m *Memory) sweepLocked() {
+	m.writes++
+	if m.writes%1024 != 0 {
+		return
+	}
+	now := m.now()
+	for id, f := range m.fams {
+		if !now.Before(f.Expiry()) {
+			delete(m.fams, id)
+		}
+	}
+}
+
+// Get implements Store.
+func (m *Memory) Get(_ context.Context, id string) (*Family, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.fams[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return clone(f), nil
+}
+
+// Rotate implements Store.
+func (m *Memory) Rotate(_ context.Context, r Rotation) (Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.fams[r.ID]
+	if !ok {
+		return Result{Outcome: Unknown}, nil
+	}
+	res := Decide(f, r)
+	if res.Outcome == Expired {
+		delete(m.fams, r.ID)
+	}
+	if res.Family != nil {
+		res.Family = clone(res.Family)
+	}
+	return res, nil
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.fams, id)
+	return nil
+}
+
+// Len returns the number of families held.
+func (m *Memory) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.fams)
+}
+
+// Close implements Store.
+func (m *Memory) Close() error { return nil }
+
+var _ Store = (*Memory)(nil)

@@ -1,0 +1,193 @@
+// Package store keeps session families: what tokengate remembers about a
+// login so that refresh tokens can be rotated and replays detected. It has
+// three backends, memory, file (bbolt) and redis, that behave alike: the
+// storetest package holds the one conformance suite each of them passes.
+// It does not import Caddy.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound: no family with this id (never created, logged out, or gone
+// with its deadline).
+var ErrNotFound = errors.New("session family not found")
+
+// ErrExists: Create was given an id that is taken.
+var ErrExists = errors.New("session family already exists")
+
+// Family is one login's chain of refresh tokens. The store keeps only
+// SHA-256 hashes of refresh tokens, never a token.
+type Family struct {
+	// ID is the family id, also the first part of each of its refresh tokens.
+	ID string `json:"id"`
+	// Subject is the sub claim of the login's access token.
+	Subject string `json:"sub"`
+	// Claims is the claims snapshot new access tokens are minted from (JSON
+	// object without iat, exp, nbf, jti).
+	Claims []byte `json:"claims"`
+	// Alg and KID name the key the API signed the login token with; new
+	// access tokens are signed with it.
+	Alg string `json:"alg"`
+	KID string `json:"kid,omitempty"`
+	// AccessTTL is the lifetime of minted access tokens.
+	AccessTTL time.Duration `json:"access_ttl"`
+
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used"`
+	// Absolute is when the family ends whatever its use.
+	Absolute time.Time `json:"absolute"`
+	// Idle is how long the family lives without use.
+	Idle time.Duration `json:"idle"`
+
+	// Current is the hash of the one refresh token that rotates.
+	Current []byte `json:"cur"`
+	// Previous is the hash of the token Current replaced, spent at PrevAt.
+	Previous []byte    `json:"prev,omitempty"`
+	PrevAt   time.Time `json:"prev_at,omitempty"`
+	// Sealed is the current token sealed under a key only the holder of the
+	// previous token can derive: within the reuse grace, the previous token
+	// gets this same successor back instead of forking the family.
+	Sealed []byte `json:"sealed,omitempty"`
+	// Generation counts rotations.
+	Generation int64 `json:"gen"`
+	// Revoked is set when a replay was detected (at RevokedAt); the family
+	// then refuses every token until it expires from the store.
+	Revoked   bool      `json:"revoked,omitempty"`
+	RevokedAt time.Time `json:"revoked_at,omitempty"`
+}
+
+// Deadline is when the family ends if unused from now on.
+func (f *Family) Deadline() time.Time {
+	d := f.LastUsed.Add(f.Idle)
+	if f.Absolute.Before(d) {
+		return f.Absolute
+	}
+	return d
+}
+
+// Outcome is what a rotation attempt found.
+type Outcome int
+
+// Rotation outcomes.
+const (
+	// Rotated: the current token was spent and the successor stored.
+	Rotated Outcome = iota + 1
+	// Grace: the previous token, within the reuse grace; the result carries
+	// the successor it already produced.
+	Grace
+	// Reused: a spent token after the grace (or an older one): the family is
+	// now revoked.
+	Reused
+	// Revoked: the family was revoked earlier.
+	Revoked
+	// Expired: past the idle or absolute deadline; the family is removed.
+	Expired
+	// Unknown: no such family, or a token that never belonged to it.
+	Unknown
+)
+
+var outcomeNames = map[Outcome]string{
+	Rotated: "rotated", Grace: "grace", Reused: "reused", Revoked: "revoked", Expired: "expired", Unknown: "unknown",
+}
+
+func (o Outcome) String() string { return outcomeNames[o] }
+
+// Rotation asks a store to spend a refresh token.
+type Rotation struct {
+	ID string
+	// Presented is the hash of the token presented.
+	Presented []byte
+	// Next is the hash of the successor to store if Presented is current.
+	Next []byte
+	// Sealed is the successor sealed under the presented token.
+	Sealed []byte
+	Now    time.Time
+	// Grace is the reuse grace for the previous token.
+	Grace time.Duration
+}
+
+// Result is a store's answer to a Rotation.
+type Result struct {
+	Outcome Outcome
+	// Family is the family after the rotation, for Rotated and Grace. For
+	// Grace, its Sealed field holds the successor sealed under the presented
+	// (previous) token.
+	Family *Family
+	// EndReason is "idle" or "lifetime" for Expired.
+	EndReason string
+}
+
+// Store keeps families. Every method is atomic with respect to the others
+// across every process sharing the store. Errors other than ErrNotFound and
+// ErrExists mean the store could not be reached or read: callers answer 503
+// and change nothing.
+type Store interface {
+	// Create stores a new family.
+	Create(ctx context.Context, f *Family) error
+	// Get returns a family.
+	Get(ctx context.Context, id string) (*Family, error)
+	// Rotate spends a refresh token; see Decide for the rules.
+	Rotate(ctx context.Context, r Rotation) (Result, error)
+	// Delete removes a family (logout); deleting a missing one is not an error.
+	Delete(ctx context.Context, id string) error
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Decide applies a Rotation to f, changing f in place, and reports the
+// outcome. It is the rotation rule of every store that runs Go under its
+// own lock or transaction (memory, file); the redis store runs the same
+// rule as a Lua script. After Decide a store saves f when the outcome is
+// Rotated or Reused, and deletes it when Expired.
+func Decide(f *Family, r Rotation) Result {
+	switch {
+	case f.Revoked:
+		return Result{Outcome: Revoked}
+	case !r.Now.Before(f.Absolute):
+		return Result{Outcome: Expired, EndReason: "lifetime"}
+	case !r.Now.Before(f.LastUsed.Add(f.Idle)):
+		return Result{Outcome: Expired, EndReason: "idle"}
+	case equal(r.Presented, f.Current):
+		f.Previous, f.PrevAt = f.Current, r.Now
+		f.Current, f.Sealed = r.Next, r.Sealed
+		f.LastUsed = r.Now
+		f.Generation++
+		return Result{Outcome: Rotated, Family: f}
+	case equal(r.Presented, f.Previous) && r.Now.Sub(f.PrevAt) <= r.Grace:
+		return Result{Outcome: Grace, Family: f}
+	case equal(r.Presented, f.Previous):
+		f.Revoked, f.RevokedAt = true, r.Now
+		return Result{Outcome: Reused}
+	}
+	// A token with this family's id that is neither current nor previous is
+	// an older spent token, or a forgery with a guessed id: both are replays
+	// as far as the family can tell, and the family must not survive either.
+	f.Revoked, f.RevokedAt = true, r.Now
+	return Result{Outcome: Reused}
+}
+
+func equal(a, b []byte) bool {
+	if len(a) == 0 || len(a) != len(b) {
+		return false
+	}
+	var d byte
+	for i := range a {
+		d |= a[i] ^ b[i]
+	}
+	return d == 0
+}
+
+// RevokedRetention is how long a revoked family is kept so that later uses
+// of its tokens are reported as revoked rather than unknown.
+const RevokedRetention = 24 * time.Hour
+
+// Expiry is when a store may forget f.
+func (f *Family) Expiry() time.Time {
+	if f.Revoked {
+		return f.RevokedAt.Add(RevokedRetention)
+	}
+	return f.Deadline()
+}

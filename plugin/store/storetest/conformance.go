@@ -1,0 +1,242 @@
+// Package storetest is the conformance suite every store backend passes,
+// and a throwaway redis-server for tests.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/plugin/store"
+)
+
+// Opener returns a fresh, empty store for one test.
+type Opener func(t *testing.T) store.Store
+
+// Timing of the families the suite creates.
+const (
+	Idle     = time.Hour
+	Lifetime = 8 * time.Hour
+	Grace    = 10 * time.Second
+)
+
+func hash(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// NewFamily returns a family created at now whose current token is "<id>/0".
+func NewFamily(id string, now time.Time) *store.Family {
+	return &store.Family{
+		ID: id, Subject: "user-1", Claims: []byte(`{"sub":"user-1","role":"user"}`),
+		Alg: "HS256", KID: "k1", AccessTTL: time.Hour,
+		Created: now, LastUsed: now, Absolute: now.Add(Lifetime), Idle: Idle,
+		Current: hash(id + "/0"),
+	}
+}
+
+// rotation spends token <id>/<from> for <id>/<to> at now.
+func rotation(id string, from, to int, now time.Time) store.Rotation {
+	return store.Rotation{
+		ID: id, Presented: hash(fmt.Sprintf("%s/%d", id, from)), Next: hash(fmt.Sprintf("%s/%d", id, to)),
+		Sealed: []byte(fmt.Sprintf("sealed %s/%d", id, to)), Now: now, Grace: Grace,
+	}
+}
+
+func mustCreate(t *testing.T, s store.Store, f *store.Family) {
+	t.Helper()
+	if err := s.Create(context.Background(), f); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+}
+
+func mustRotate(t *testing.T, s store.Store, r store.Rotation, want store.Outcome) store.Result {
+	t.Helper()
+	res, err := s.Rotate(context.Background(), r)
+	if err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	if res.Outcome != want {
+		t.Fatalf("rotate outcome %v, want %v", res.Outcome, want)
+	}
+	return res
+}
+
+// Run runs the conformance suite against the stores open returns.
+func Run(t *testing.T, open Opener) {
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Millisecond)
+
+	t.Run("CreateGetRoundTrip", func(t *testing.T) {
+		s := open(t)
+		f := NewFamily("fam-a", t0)
+		mustCreate(t, s, f)
+		got, err := s.Get(ctx, "fam-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Subject != f.Subject || !bytes.Equal(got.Claims, f.Claims) || got.Alg != "HS256" || got.KID != "k1" ||
+			got.AccessTTL != time.Hour || !got.Absolute.Equal(f.Absolute) || !got.LastUsed.Equal(t0) ||
+			got.Idle != Idle || !bytes.Equal(got.Current, f.Current) || got.Generation != 0 || got.Revoked {
+			t.Fatalf("round trip changed the family:\n got %+v\nwant %+v", got, f)
+		}
+		if err := s.Create(ctx, NewFamily("fam-a", t0)); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("second create: %v, want ErrExists", err)
+		}
+		if _, err := s.Get(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("get missing: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("RotateSpendsCurrent", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-r", t0))
+		now := t0.Add(time.Minute)
+		res := mustRotate(t, s, rotation("fam-r", 0, 1, now), store.Rotated)
+		if res.Family == nil || res.Family.Generation != 1 || !bytes.Equal(res.Family.Current, hash("fam-r/1")) ||
+			res.Family.Subject != "user-1" || !bytes.Equal(res.Family.Claims, []byte(`{"sub":"user-1","role":"user"}`)) {
+			t.Fatalf("rotated family %+v", res.Family)
+		}
+		got, _ := s.Get(ctx, "fam-r")
+		if !bytes.Equal(got.Previous, hash("fam-r/0")) || !got.PrevAt.Equal(now) || !got.LastUsed.Equal(now) {
+			t.Fatalf("stored after rotation: %+v", got)
+		}
+		mustRotate(t, s, rotation("fam-r", 1, 2, now.Add(time.Minute)), store.Rotated)
+	})
+
+	t.Run("ReplayInsideGraceGetsSameSuccessor", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-g", t0))
+		mustRotate(t, s, rotation("fam-g", 0, 1, t0), store.Rotated)
+		// The replay brings its own candidate successor; it must not be used.
+		res := mustRotate(t, s, rotation("fam-g", 0, 99, t0.Add(Grace)), store.Grace)
+		if !bytes.Equal(res.Family.Sealed, []byte("sealed fam-g/1")) {
+			t.Fatalf("grace answer sealed %q, want the first successor", res.Family.Sealed)
+		}
+		got, _ := s.Get(ctx, "fam-g")
+		if got.Generation != 1 || !bytes.Equal(got.Current, hash("fam-g/1")) || got.Revoked {
+			t.Fatalf("a grace replay changed the family: %+v", got)
+		}
+		mustRotate(t, s, rotation("fam-g", 1, 2, t0.Add(Grace)), store.Rotated)
+	})
+
+	t.Run("ReplayAfterGraceRevokesFamily", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-x", t0))
+		mustRotate(t, s, rotation("fam-x", 0, 1, t0), store.Rotated)
+		mustRotate(t, s, rotation("fam-x", 0, 2, t0.Add(Grace+time.Millisecond)), store.Reused)
+		// The newest token dies with the family.
+		mustRotate(t, s, rotation("fam-x", 1, 3, t0.Add(Grace+2*time.Millisecond)), store.Revoked)
+		got, err := s.Get(ctx, "fam-x")
+		if err != nil || !got.Revoked {
+			t.Fatalf("family after reuse: %+v, %v", got, err)
+		}
+	})
+
+	t.Run("OlderTokenRevokesFamilyEvenInsideGrace", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-o", t0))
+		mustRotate(t, s, rotation("fam-o", 0, 1, t0), store.Rotated)
+		mustRotate(t, s, rotation("fam-o", 1, 2, t0.Add(time.Second)), store.Rotated)
+		mustRotate(t, s, rotation("fam-o", 0, 3, t0.Add(2*time.Second)), store.Reused)
+		mustRotate(t, s, rotation("fam-o", 2, 3, t0.Add(3*time.Second)), store.Revoked)
+	})
+
+	t.Run("UnknownFamilyAndForeignToken", func(t *testing.T) {
+		s := open(t)
+		mustRotate(t, s, rotation("fam-none", 0, 1, t0), store.Unknown)
+		mustCreate(t, s, NewFamily("fam-f", t0))
+		r := rotation("fam-f", 0, 1, t0)
+		r.Presented = hash("guessed")
+		mustRotate(t, s, r, store.Reused)
+	})
+
+	t.Run("IdleExpiry", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-i", t0))
+		mustRotate(t, s, rotation("fam-i", 0, 1, t0.Add(Idle-time.Millisecond)), store.Rotated)
+		last := t0.Add(Idle - time.Millisecond)
+		res := mustRotate(t, s, rotation("fam-i", 1, 2, last.Add(Idle)), store.Expired)
+		if res.EndReason != "idle" {
+			t.Fatalf("end reason %q, want idle", res.EndReason)
+		}
+		if _, err := s.Get(ctx, "fam-i"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("expired family still stored: %v", err)
+		}
+	})
+
+	t.Run("AbsoluteExpiry", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-l", t0))
+		now, gen := t0, 0
+		for now.Add(Idle/2).Before(t0.Add(Lifetime)) {
+			now = now.Add(Idle / 2)
+			mustRotate(t, s, rotation("fam-l", gen, gen+1, now), store.Rotated)
+			gen++
+		}
+		res := mustRotate(t, s, rotation("fam-l", gen, gen+1, t0.Add(Lifetime)), store.Expired)
+		if res.EndReason != "lifetime" {
+			t.Fatalf("end reason %q, want lifetime", res.EndReason)
+		}
+	})
+
+	t.Run("DeleteIsLogout", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-d", t0))
+		if err := s.Delete(ctx, "fam-d"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "fam-d"); err != nil {
+			t.Fatalf("second delete: %v", err)
+		}
+		mustRotate(t, s, rotation("fam-d", 0, 1, t0), store.Unknown)
+	})
+
+	t.Run("ConcurrentRotationsYieldOneSuccessor", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-c", t0))
+		const n = 50
+		results := make([]store.Result, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				<-start
+				results[i], errs[i] = s.Rotate(ctx, rotation("fam-c", 0, 100+i, t0.Add(time.Second)))
+			}(i)
+		}
+		close(start)
+		wg.Wait()
+		var winner []byte
+		rotated := 0
+		for i, r := range results {
+			if errs[i] != nil {
+				t.Fatalf("rotation %d: %v", i, errs[i])
+			}
+			if r.Outcome == store.Rotated {
+				rotated++
+				winner = r.Family.Sealed
+			}
+		}
+		if rotated != 1 {
+			t.Fatalf("%d rotations succeeded, want exactly 1", rotated)
+		}
+		for i, r := range results {
+			if r.Outcome != store.Rotated && (r.Outcome != store.Grace || !bytes.Equal(r.Family.Sealed, winner)) {
+				t.Fatalf("rotation %d: %v, want grace with the winner's successor %q", i, r.Outcome, winner)
+			}
+		}
+		got, _ := s.Get(ctx, "fam-c")
+		if got.Generation != 1 || got.Revoked {
+			t.Fatalf("family after concurrent rotations: gen %d revoked %v", got.Generation, got.Revoked)
+		}
+	})
+}
