@@ -174,7 +174,7 @@ func Run(t *testing.T, open Opener) {
 		s := open(t)
 		mustCreate(t, s, NewFamily("fam-l", t0))
 		now, gen := t0, 0
-		for now.Add(Idle/2).Before(t0.Add(Lifetime)) {
+		for now.Add(Idle / 2).Before(t0.Add(Lifetime)) {
 			now = now.Add(Idle / 2)
 			mustRotate(t, s, rotation("fam-l", gen, gen+1, now), store.Rotated)
 			gen++
