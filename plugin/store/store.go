@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"time"
 )
@@ -169,15 +170,9 @@ func Decide(f *Family, r Rotation) Result {
 	return Result{Outcome: Reused}
 }
 
+// equal compares token hashes in constant time; an absent hash matches nothing.
 func equal(a, b []byte) bool {
-	if len(a) == 0 || len(a) != len(b) {
-		return false
-	}
-	var d byte
-	for i := range a {
-		d |= a[i] ^ b[i]
-	}
-	return d == 0
+	return len(a) > 0 && subtle.ConstantTimeCompare(a, b) == 1
 }
 
 // RevokedRetention is how long a revoked family is kept so that later uses

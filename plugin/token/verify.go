@@ -58,6 +58,36 @@ type Claims struct {
 	NotBefore time.Time // zero when absent
 
 	raw map[string]json.RawMessage
+	key *Key
+}
+
+// Key is the key whose signature verified the token.
+func (c *Claims) Key() *Key { return c.key }
+
+// Lifetime is exp - iat: how long the issuer made the token valid. Zero
+// when the token has no iat.
+func (c *Claims) Lifetime() time.Duration {
+	if c.IssuedAt.IsZero() {
+		return 0
+	}
+	return c.ExpiresAt.Sub(c.IssuedAt)
+}
+
+// timeClaims are set afresh on every minted token, so they are left out of
+// a snapshot.
+var timeClaims = []string{"iat", "exp", "nbf", "jti"}
+
+// Snapshot is the token's claims as a JSON object without iat, exp, nbf
+// and jti: what a session keeps to mint the same identity again.
+func (c *Claims) Snapshot() ([]byte, error) {
+	m := make(map[string]json.RawMessage, len(c.raw))
+	for k, v := range c.raw {
+		m[k] = v
+	}
+	for _, k := range timeClaims {
+		delete(m, k)
+	}
+	return json.Marshal(m)
 }
 
 type header struct {
@@ -108,21 +138,25 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, refuse(ReasonMalformed, "signature is empty or not strict base64url")
 	}
 	signed := raw[:dot2]
-	verified := false
+	var verified *Key
 	for _, k := range keys {
 		if k.method.Verify(signed, sig, k.verify) == nil {
-			verified = true
+			verified = k
 			break
 		}
 	}
-	if !verified {
+	if verified == nil {
 		return nil, refuse(ReasonBadSignature, "signature does not verify")
 	}
 	payload, err2 := b64.DecodeString(raw[dot1+1 : dot2])
 	if err2 != nil {
 		return nil, refuse(ReasonMalformed, "payload is not strict base64url")
 	}
-	return v.claims(payload)
+	c, cerr := v.claims(payload)
+	if c != nil {
+		c.key = verified
+	}
+	return c, cerr
 }
 
 func (v *Verifier) header(seg string) (*header, *Error) {

@@ -1,0 +1,85 @@
+package token
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// ErrCannotSign: the key has no private half (a public key or a JWKS key).
+var ErrCannotSign = errors.New("key cannot sign: it holds no private key or secret")
+
+// Mint signs a token with k: the claims of snapshot (a JSON object) plus a
+// fresh iat, exp = now + ttl and a random jti. typ is the header's typ
+// ("JWT" for access tokens). It returns the token and its expiry.
+func (k *Key) Mint(snapshot []byte, typ string, now time.Time, ttl time.Duration) (string, time.Time, error) {
+	if !k.CanSign() {
+		return "", time.Time{}, ErrCannotSign
+	}
+	claims := map[string]json.RawMessage{}
+	if len(snapshot) > 0 {
+		if err := json.Unmarshal(snapshot, &claims); err != nil {
+			return "", time.Time{}, fmt.Errorf("claims snapshot: %w", err)
+		}
+	}
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", time.Time{}, err
+	}
+	exp := now.Add(ttl).Truncate(time.Second)
+	claims["iat"] = json.RawMessage(strconv.FormatInt(now.Unix(), 10))
+	claims["exp"] = json.RawMessage(strconv.FormatInt(exp.Unix(), 10))
+	claims["jti"] = json.RawMessage(`"` + hex.EncodeToString(jti[:]) + `"`)
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	header := map[string]string{"alg": k.Alg, "typ": typ}
+	if k.KID != "" {
+		header["kid"] = k.KID
+	}
+	hb, err := json.Marshal(header)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	in := base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := k.method.Sign(in, k.sign)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("signing: %w", err)
+	}
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig), exp, nil
+}
+
+// SigningKey returns the key to mint with for a session whose login token
+// was signed with alg and kid: the key with that kid, or without a kid the
+// first key bound to alg that can sign. Nil when there is none (the key was
+// removed from the configuration since).
+func (ks *KeySet) SigningKey(alg, kid string) *Key {
+	if kid != "" {
+		if k := ks.byKID[kid]; k != nil && k.Alg == alg && k.CanSign() {
+			return k
+		}
+		return nil
+	}
+	for _, k := range ks.byAlg[alg] {
+		if k.CanSign() {
+			return k
+		}
+	}
+	return nil
+}
+
+// CanSign reports whether any configured key can mint tokens.
+func (ks *KeySet) CanSign() bool {
+	for _, k := range ks.all {
+		if k.CanSign() {
+			return true
+		}
+	}
+	return false
+}
