@@ -44,7 +44,40 @@ type Set struct {
 	// WeakKey is the number of running tokengate handlers that accepted a
 	// weak HMAC secret through allow_weak_key (caddy_tokengate_weak_key).
 	WeakKey prometheus.Gauge
+
+	// Refreshes counts refresh attempts by mode (endpoint, inline) and
+	// result (caddy_tokengate_refreshes_total).
+	Refreshes *prometheus.CounterVec
+	// ReuseDetected counts replays of spent refresh tokens, each of which
+	// revoked a family (caddy_tokengate_refresh_reuse_detected_total).
+	ReuseDetected prometheus.Counter
+	// SessionsStarted counts sessions opened at login
+	// (caddy_tokengate_sessions_started_total).
+	SessionsStarted prometheus.Counter
+	// SessionsEnded counts sessions ended, by reason
+	// (caddy_tokengate_sessions_ended_total).
+	SessionsEnded *prometheus.CounterVec
+	// StoreErrors counts failed store operations by op
+	// (caddy_tokengate_store_errors_total).
+	StoreErrors *prometheus.CounterVec
+	// StoreDuration observes store operation latency by op
+	// (caddy_tokengate_store_duration_seconds).
+	StoreDuration *prometheus.HistogramVec
 }
+
+// Label values of the session metrics.
+var (
+	// RefreshModes: endpoint is the refresh route; inline is a refresh done
+	// in flight for a request carrying an expired access token.
+	RefreshModes = []string{"endpoint", "inline"}
+	// RefreshResults: rotated and grace succeeded; the others did not.
+	RefreshResults = []string{"rotated", "grace", "missing", "malformed", "unknown", "reused", "revoked",
+		"idle", "lifetime", "key_gone", "unavailable"}
+	// EndReasons are why sessions end.
+	EndReasons = []string{"logout", "reuse", "idle", "lifetime"}
+	// StoreOps are the store operations timed.
+	StoreOps = []string{"create", "get", "rotate", "delete"}
+)
 
 // lifetimeBuckets span 1 minute to 8 hours: the API's 1h token, the 8h
 // token the seed considered, and the minutes in between where refresh matters.
@@ -76,6 +109,43 @@ func New(reasons []string) *Set {
 			Help: "Running tokengate handlers that accepted a weak HMAC secret through allow_weak_key.",
 		}),
 	}
+	s.Refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "refreshes_total",
+		Help: "Refresh token uses, by mode (endpoint, inline) and result.",
+	}, []string{"mode", "result"})
+	s.ReuseDetected = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "refresh_reuse_detected_total",
+		Help: "Spent refresh tokens presented again after the reuse grace; each revoked its session family.",
+	})
+	s.SessionsStarted = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "sessions_started_total",
+		Help: "Sessions opened on a successful login.",
+	})
+	s.SessionsEnded = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "sessions_ended_total",
+		Help: "Sessions ended, by reason (logout, reuse, idle, lifetime).",
+	}, []string{"reason"})
+	s.StoreErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "store_errors_total",
+		Help: "Session store operations that failed (store unreachable or unreadable), by operation.",
+	}, []string{"op"})
+	s.StoreDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "store_duration_seconds",
+		Help:    "Session store operation latency, by operation.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"op"})
+	for _, m := range RefreshModes {
+		for _, r := range RefreshResults {
+			s.Refreshes.WithLabelValues(m, r)
+		}
+	}
+	for _, r := range EndReasons {
+		s.SessionsEnded.WithLabelValues(r)
+	}
+	for _, op := range StoreOps {
+		s.StoreErrors.WithLabelValues(op)
+		s.StoreDuration.WithLabelValues(op)
+	}
 	for _, r := range reasons {
 		s.Rejections.WithLabelValues(r)
 	}
@@ -86,7 +156,8 @@ func New(reasons []string) *Set {
 }
 
 func (s *Set) collectors() []prometheus.Collector {
-	return []prometheus.Collector{s.Rejections, s.Decisions, s.TokenRemaining, s.ExpiredTokenAge, s.WeakKey}
+	return []prometheus.Collector{s.Rejections, s.Decisions, s.TokenRemaining, s.ExpiredTokenAge, s.WeakKey,
+		s.Refreshes, s.ReuseDetected, s.SessionsStarted, s.SessionsEnded, s.StoreErrors, s.StoreDuration}
 }
 
 // Register adds every collector to reg. A collector already there (the same

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -41,6 +42,29 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    forward_claim <claim> <Header>  # repeatable
 //	    realm <realm>                 # WWW-Authenticate realm, default tokengate
 //	    allow_weak_key                # start with a weak HMAC secret (not recommended)
+//
+//	    session {
+//	        login <METHOD> <path> [field <name>]   # the API's login; field default access_token
+//	        refresh <path>                # answered by tokengate (POST)
+//	        logout <path>                 # answered by tokengate (POST), optional
+//	        access_ttl <duration>         # default: the API token's own lifetime
+//	        idle <duration>               # default 24h
+//	        lifetime <duration>           # default 7d
+//	        reuse_grace <duration>        # default 10s, at most 1m
+//	        cookie <name> [path] [domain] [same_site]   # default tg_refresh / - strict
+//	        body_fields                   # also put refresh_token in JSON answers
+//	        refresh_header <name>         # header carrying the refresh token
+//	        allowed_origins <origin...>   # browser origins allowed to use the cookie
+//	    }
+//	    store file [path] | memory | redis <address...> {
+//	        master_name <name>            # Sentinel
+//	        cluster                       # Cluster with one address
+//	        username <user>
+//	        password <password>           # e.g. {env.REDIS_PASSWORD}
+//	        db <n>
+//	        tls
+//	        prefix <prefix>               # default tokengate:
+//	    }
 //	}
 //
 // Secrets should be placeholders such as {env.JWT_SECRET}, resolved at
@@ -87,15 +111,9 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.Audience = append(g.Audience, auds...)
 		case "leeway":
-			var s string
-			if err := oneArg(d, &s); err != nil {
+			if err := parseDuration(d, &g.Leeway); err != nil {
 				return err
 			}
-			dur, err := caddy.ParseDuration(s)
-			if err != nil {
-				return d.Errf("leeway: %v", err)
-			}
-			g.Leeway = caddy.Duration(dur)
 		case "token_source":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -123,6 +141,21 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &g.Realm); err != nil {
 				return err
 			}
+		case "session":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			sc, err := parseSession(d)
+			if err != nil {
+				return err
+			}
+			g.Session = sc
+		case "store":
+			st, err := parseStore(d)
+			if err != nil {
+				return err
+			}
+			g.Store = st
 		case "allow_weak_key":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -133,6 +166,145 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", name, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// parseSession reads the session block (see UnmarshalCaddyfile).
+func parseSession(d *caddyfile.Dispenser) (*SessionConfig, error) {
+	sc := new(SessionConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		var err error
+		switch sub {
+		case "login":
+			args := d.RemainingArgs()
+			switch {
+			case len(args) == 2:
+			case len(args) == 4 && args[2] == "field":
+				sc.Login.Field = args[3]
+			default:
+				return nil, d.Errf("login: want `login <METHOD> <path> [field <name>]`")
+			}
+			sc.Login.Method, sc.Login.Path = strings.ToUpper(args[0]), args[1]
+		case "refresh":
+			err = oneArg(d, &sc.RefreshPath)
+		case "logout":
+			err = oneArg(d, &sc.LogoutPath)
+		case "access_ttl":
+			err = parseDuration(d, &sc.AccessTTL)
+		case "idle":
+			err = parseDuration(d, &sc.Idle)
+		case "lifetime":
+			err = parseDuration(d, &sc.Lifetime)
+		case "reuse_grace":
+			err = parseDuration(d, &sc.ReuseGrace)
+		case "cookie":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 4 {
+				return nil, d.Errf("cookie: want `cookie <name> [path] [domain] [same_site]`")
+			}
+			args = append(args, "", "", "")
+			sc.Cookie = CookieConfig{Name: args[0], Path: args[1], Domain: args[2], SameSite: args[3]}
+		case "body_fields":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			sc.BodyFields = true
+		case "refresh_header":
+			err = oneArg(d, &sc.RefreshHeader)
+		case "allowed_origins":
+			origins := d.RemainingArgs()
+			if len(origins) == 0 {
+				return nil, d.ArgErr()
+			}
+			sc.AllowedOrigins = append(sc.AllowedOrigins, origins...)
+		default:
+			return nil, d.Errf("unrecognized session subdirective '%s'", sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sc, nil
+}
+
+// parseStore reads `store memory`, `store file [path]` or
+// `store redis <addr...> { ... }`.
+func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	if !d.NextArg() {
+		return nil, d.Errf("store: want `store file [path]`, `store memory` or `store redis <address...>`")
+	}
+	st := &StoreConfig{Type: d.Val()}
+	args := d.RemainingArgs()
+	switch st.Type {
+	case "memory":
+		if len(args) > 0 {
+			return nil, d.ArgErr()
+		}
+	case "file":
+		if len(args) > 1 {
+			return nil, d.ArgErr()
+		}
+		if len(args) == 1 {
+			st.Path = args[0]
+		}
+	case "redis":
+		st.Addrs = args
+	default:
+		return nil, d.Errf("store: unknown type %q; use file, memory or redis", st.Type)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if st.Type != "redis" {
+			return nil, d.Errf("store %s takes no block", st.Type)
+		}
+		sub := d.Val()
+		var err error
+		switch sub {
+		case "addrs":
+			st.Addrs = append(st.Addrs, d.RemainingArgs()...)
+		case "master_name":
+			err = oneArg(d, &st.MasterName)
+		case "cluster":
+			st.Cluster = true
+		case "username":
+			err = oneArg(d, &st.Username)
+		case "password":
+			err = oneArg(d, &st.Password)
+		case "db":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				if st.DB, err = strconv.Atoi(s); err != nil {
+					err = d.Errf("db: %q is not a number", s)
+				}
+			}
+		case "tls":
+			st.TLS = true
+		case "prefix":
+			err = oneArg(d, &st.Prefix)
+		default:
+			return nil, d.Errf("unrecognized redis store subdirective '%s'", sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if st.Type == "redis" && len(st.Addrs) == 0 {
+		return nil, d.Errf("store redis: at least one address (host:port or redis:// URL) is required")
+	}
+	return st, nil
 }
 
 // oneArg reads exactly one argument into dst.

@@ -92,3 +92,94 @@ func TestUnmarshalCaddyfile_Errors(t *testing.T) {
 		}
 	}
 }
+
+func TestUnmarshalCaddyfile_SessionAndStore(t *testing.T) {
+	t.Parallel()
+	d := caddyfile.NewTestDispenser(`tokengate {
+		key HS256 {env.JWT_SECRET}
+		session {
+			login post /auth/verify-otp field token
+			refresh /auth/refresh
+			logout /auth/logout
+			access_ttl 15m
+			idle 12h
+			lifetime 7d
+			reuse_grace 5s
+			cookie rt /auth app.example lax
+			body_fields
+			refresh_header X-Refresh-Token
+			allowed_origins https://app.example https://admin.example
+		}
+		store redis redis://:pw@10.0.0.1:6379/2 10.0.0.2:6379 {
+			master_name leasing
+			cluster
+			username tg
+			password {env.REDIS_PASSWORD}
+			db 3
+			tls
+			prefix tg:
+		}
+	}`)
+	var g Gate
+	if err := g.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	wantSession := &SessionConfig{
+		Login:       LoginRoute{Method: "POST", Path: "/auth/verify-otp", Field: "token"},
+		RefreshPath: "/auth/refresh", LogoutPath: "/auth/logout",
+		AccessTTL: caddy.Duration(15 * time.Minute), Idle: caddy.Duration(12 * time.Hour),
+		Lifetime: caddy.Duration(7 * 24 * time.Hour), ReuseGrace: caddy.Duration(5 * time.Second),
+		Cookie:     CookieConfig{Name: "rt", Path: "/auth", Domain: "app.example", SameSite: "lax"},
+		BodyFields: true, RefreshHeader: "X-Refresh-Token",
+		AllowedOrigins: []string{"https://app.example", "https://admin.example"},
+	}
+	if !reflect.DeepEqual(g.Session, wantSession) {
+		t.Errorf("session:\n got %+v\nwant %+v", g.Session, wantSession)
+	}
+	wantStore := &StoreConfig{Type: "redis", Addrs: []string{"redis://:pw@10.0.0.1:6379/2", "10.0.0.2:6379"},
+		MasterName: "leasing", Cluster: true, Username: "tg", Password: "{env.REDIS_PASSWORD}", DB: 3, TLS: true, Prefix: "tg:"}
+	if !reflect.DeepEqual(g.Store, wantStore) {
+		t.Errorf("store:\n got %+v\nwant %+v", g.Store, wantStore)
+	}
+
+	for input, want := range map[string]StoreConfig{
+		"store memory":                {Type: "memory"},
+		"store file":                  {Type: "file"},
+		"store file /var/lib/tg/s.db": {Type: "file", Path: "/var/lib/tg/s.db"},
+	} {
+		var g Gate
+		if err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser("tokengate {\n" + input + "\n}")); err != nil {
+			t.Errorf("%s: %v", input, err)
+		} else if !reflect.DeepEqual(*g.Store, want) {
+			t.Errorf("%s: %+v", input, *g.Store)
+		}
+	}
+}
+
+func TestUnmarshalCaddyfile_SessionAndStoreErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ input, want string }{
+		{"session {\n refreshh /x\n}", "unrecognized session subdirective 'refreshh'"},
+		{"session arg {\n}", "wrong argument count"},
+		{"session {\n login /auth/verify-otp\n}", "login: want"},
+		{"session {\n login POST /a fields x\n}", "login: want"},
+		{"session {\n idle forever\n}", "idle"},
+		{"session {\n cookie\n}", "cookie: want"},
+		{"session {\n body_fields yes\n}", "wrong argument count"},
+		{"session {\n allowed_origins\n}", "wrong argument count"},
+		{"store", "store: want"},
+		{"store postgres", "unknown type \"postgres\""},
+		{"store memory extra", "wrong argument count"},
+		{"store file a b", "wrong argument count"},
+		{"store file {\n prefix x\n}", "takes no block"},
+		{"store redis", "at least one address"},
+		{"store redis 127.0.0.1:6379 {\n database 2\n}", "unrecognized redis store subdirective 'database'"},
+		{"store redis 127.0.0.1:6379 {\n db two\n}", "is not a number"},
+	} {
+		var g Gate
+		err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser("tokengate {\n" + tc.input + "\n}"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want it to contain %q", tc.input, err, tc.want)
+		}
+	}
+}

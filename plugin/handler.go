@@ -37,6 +37,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	for _, h := range g.stripHeaders {
 		r.Header.Del(h)
 	}
+	if g.sessions != nil {
+		if handled, err := g.sessionRoute(w, r, next); handled {
+			return err
+		}
+	}
 	if len(g.public) > 0 {
 		ok, err := g.public.MatchWithError(r)
 		if err != nil {

@@ -7,6 +7,7 @@ package plugin
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/textproto"
 	"strings"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/metrics"
+	"github.com/tokengate/tokengate/plugin/session"
+	"github.com/tokengate/tokengate/plugin/store"
 	"github.com/tokengate/tokengate/plugin/token"
 )
 
@@ -88,12 +91,78 @@ type Gate struct {
 	// Default: false, and a weak secret refuses to start.
 	AllowWeakKey bool `json:"allow_weak_key,omitempty"`
 
+	// Session turns on sessions: a rotating refresh token added to the
+	// API's login answer, a refresh route and a logout route.
+	Session *SessionConfig `json:"session,omitempty"`
+
+	// Store keeps sessions. Default: the file store.
+	Store *StoreConfig `json:"store,omitempty"`
+
 	verifier     *token.Verifier
+	sessions     *session.Manager
+	storeKey     string
 	public       caddyhttp.MatchPath
 	sources      []TokenSource
 	stripHeaders []string
 	weak         bool
 	logger       *zap.Logger
+}
+
+// SessionConfig is the session policy and its routes.
+type SessionConfig struct {
+	// Login is the API's login route. Its 2xx JSON answer holding a valid
+	// access token in Field opens a session.
+	Login LoginRoute `json:"login"`
+	// RefreshPath is the refresh route (POST), answered by tokengate and
+	// never forwarded.
+	RefreshPath string `json:"refresh_path"`
+	// LogoutPath is the logout route (POST), answered by tokengate; optional.
+	LogoutPath string `json:"logout_path,omitempty"`
+	// AccessTTL is the lifetime of access tokens tokengate mints. Default:
+	// the lifetime of the API's own login token (exp - iat), else 1h.
+	AccessTTL caddy.Duration `json:"access_ttl,omitempty"`
+	// Idle ends a session unused this long. Default: 24h.
+	Idle caddy.Duration `json:"idle,omitempty"`
+	// Lifetime ends a session this long after login. Default: 7d.
+	Lifetime caddy.Duration `json:"lifetime,omitempty"`
+	// ReuseGrace is how long the previous refresh token still returns its
+	// successor (parallel requests, several tabs). Default: 10s. At most 1m.
+	ReuseGrace caddy.Duration `json:"reuse_grace,omitempty"`
+	// Cookie is the refresh cookie; always HttpOnly and Secure.
+	Cookie CookieConfig `json:"cookie,omitempty"`
+	// BodyFields also returns refresh_token and refresh_expires_in in the
+	// login answer's JSON, and refresh_token in refresh answers, for clients
+	// that cannot use cookies. Default: false (cookie only).
+	BodyFields bool `json:"body_fields,omitempty"`
+	// RefreshHeader is a request header that may carry the refresh token
+	// (non-browser clients; inline refresh). Optional.
+	RefreshHeader string `json:"refresh_header,omitempty"`
+	// AllowedOrigins may call the refresh and logout routes with the
+	// refresh cookie from a browser, besides the site's own origin.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+}
+
+// LoginRoute is the API's login route.
+type LoginRoute struct {
+	// Method is the HTTP method. Default: POST.
+	Method string `json:"method,omitempty"`
+	// Path is the exact request path, e.g. /auth/verify-otp.
+	Path string `json:"path"`
+	// Field is the JSON field of the answer holding the access token.
+	// Default: access_token.
+	Field string `json:"field,omitempty"`
+}
+
+// CookieConfig is the refresh cookie.
+type CookieConfig struct {
+	// Name. Default: tg_refresh.
+	Name string `json:"name,omitempty"`
+	// Path. Default: / (the cookie must reach API routes for inline refresh).
+	Path string `json:"path,omitempty"`
+	// Domain. Default: none (host-only cookie).
+	Domain string `json:"domain,omitempty"`
+	// SameSite: strict (default), lax or none.
+	SameSite string `json:"same_site,omitempty"`
 }
 
 // KeyConfig is one verification key.
@@ -200,6 +269,12 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		Cache: token.NewCache(verifiedCacheSize, verifiedCacheAge),
 	}
 
+	if g.Session != nil {
+		if err := g.provisionSessions(ks); err != nil {
+			return err
+		}
+	}
+
 	g.public = caddyhttp.MatchPath(g.Public)
 	if err := g.public.Provision(ctx); err != nil {
 		return fmt.Errorf("public paths: %w", err)
@@ -220,9 +295,65 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// provisionSessions sets session defaults and opens the store.
+func (g *Gate) provisionSessions(ks *token.KeySet) error {
+	sc := g.Session
+	if sc.Login.Method == "" {
+		sc.Login.Method = http.MethodPost
+	}
+	if sc.Login.Field == "" {
+		sc.Login.Field = "access_token"
+	}
+	if sc.ReuseGrace == 0 {
+		sc.ReuseGrace = caddy.Duration(session.DefaultGrace)
+	}
+	if sc.Idle == 0 {
+		sc.Idle = caddy.Duration(session.DefaultIdle)
+	}
+	if sc.Lifetime == 0 {
+		sc.Lifetime = caddy.Duration(session.DefaultLifetime)
+	}
+	if sc.Cookie.Name == "" {
+		sc.Cookie.Name = "tg_refresh"
+	}
+	if sc.Cookie.Path == "" {
+		sc.Cookie.Path = "/"
+	}
+	if sc.Cookie.SameSite == "" {
+		sc.Cookie.SameSite = "strict"
+	}
+	if g.Store == nil {
+		g.Store = &StoreConfig{}
+	}
+	st, key, err := openStore(*g.Store)
+	if err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	g.storeKey = key
+	g.sessions = &session.Manager{
+		Store: store.Observe(st, observeStore),
+		Keys:  ks,
+		Config: session.Config{
+			AccessTTL: time.Duration(sc.AccessTTL), Idle: time.Duration(sc.Idle),
+			Lifetime: time.Duration(sc.Lifetime), Grace: time.Duration(sc.ReuseGrace),
+		},
+	}
+	return nil
+}
+
+func observeStore(op string, took time.Duration, failure error) {
+	collectors.StoreDuration.WithLabelValues(op).Observe(took.Seconds())
+	if failure != nil {
+		collectors.StoreErrors.WithLabelValues(op).Inc()
+	}
+}
+
 // Validate checks the configuration without changing it.
 func (g *Gate) Validate() error {
 	var errs []error
+	if g.Session != nil {
+		errs = append(errs, g.validateSessions()...)
+	}
 	if len(g.Keys) == 0 && len(g.JWKSURLs) == 0 {
 		errs = append(errs, errors.New("no key: add `key <alg> <secret-or-pem-file>` or `jwks <url>`"))
 	}
@@ -251,6 +382,45 @@ func (g *Gate) Validate() error {
 	return errors.Join(errs...)
 }
 
+func (g *Gate) validateSessions() []error {
+	var errs []error
+	sc := g.Session
+	if !strings.HasPrefix(sc.Login.Path, "/") {
+		errs = append(errs, errors.New("session: a login route is required: `login POST /auth/verify-otp`"))
+	}
+	if !strings.HasPrefix(sc.RefreshPath, "/") {
+		errs = append(errs, errors.New("session: a refresh route is required: `refresh /auth/refresh`"))
+	}
+	if sc.LogoutPath != "" && !strings.HasPrefix(sc.LogoutPath, "/") {
+		errs = append(errs, errors.New("session: logout must be a path"))
+	}
+	if sc.RefreshPath != "" && (sc.RefreshPath == sc.Login.Path || sc.RefreshPath == sc.LogoutPath) {
+		errs = append(errs, errors.New("session: login, refresh and logout need distinct paths"))
+	}
+	if g.verifier != nil && !g.verifier.Keys.CanSign() {
+		errs = append(errs, errors.New("session: a signing key is required to mint access tokens "+
+			"(an HMAC secret or a private key, the one the API signs with); public keys and JWKS only verify"))
+	}
+	if d := time.Duration(sc.ReuseGrace); d < 0 || d > time.Minute {
+		errs = append(errs, fmt.Errorf("session: reuse_grace %s is outside 0..1m", d))
+	}
+	if sc.Idle < 0 || sc.Lifetime < 0 || sc.AccessTTL < 0 {
+		errs = append(errs, errors.New("session: durations must be positive"))
+	}
+	if sc.Idle > sc.Lifetime {
+		errs = append(errs, fmt.Errorf("session: idle %s is longer than lifetime %s", time.Duration(sc.Idle), time.Duration(sc.Lifetime)))
+	}
+	switch strings.ToLower(sc.Cookie.SameSite) {
+	case "strict", "lax", "none":
+	default:
+		errs = append(errs, fmt.Errorf("session: cookie same_site %q: use strict, lax or none", sc.Cookie.SameSite))
+	}
+	if sc.RefreshHeader != "" && !validHeaderName(sc.RefreshHeader) {
+		errs = append(errs, fmt.Errorf("session: refresh_header %q is not a header name", sc.RefreshHeader))
+	}
+	return errs
+}
+
 func validHeaderName(h string) bool {
 	for _, c := range []byte(h) {
 		if !(c == '-' || c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
@@ -260,12 +430,18 @@ func validHeaderName(h string) bool {
 	return h != ""
 }
 
-// Cleanup releases what Provision took: the weak-key gauge's count. JWKS
+// Cleanup releases what Provision took: the weak-key gauge's count and the
+// shared store (closed when no config uses it any more). JWKS
 // refreshing stops with the config's context.
 func (g *Gate) Cleanup() error {
 	if g.weak {
 		collectors.WeakKey.Dec()
 		g.weak = false
+	}
+	if g.storeKey != "" {
+		_, err := stores.Delete(g.storeKey)
+		g.storeKey = ""
+		return err
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tokengate/tokengate/plugin/token/tokentest"
 )
 
 const strongSecret = "0f3a9c1e7b5d2a8c4e6f1b3d5a7c9e0f2b4d6a8c"
@@ -93,6 +95,39 @@ func TestProvisionValidate_ConfigErrors(t *testing.T) {
 	} {
 		g := tc.g
 		err := provision(t, &g)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestProvisionValidate_SessionErrors(t *testing.T) {
+	t.Parallel()
+	key := []KeyConfig{{Alg: "HS256", Secret: strongSecret}}
+	login := LoginRoute{Path: "/auth/verify-otp"}
+	mem := &StoreConfig{Type: "memory"}
+	keys := tokentest.NewKeys(t)
+	for _, tc := range []struct {
+		name string
+		g    Gate
+		want string
+	}{
+		{"no login", Gate{Keys: key, Store: mem, Session: &SessionConfig{RefreshPath: "/r"}}, "a login route is required"},
+		{"no refresh", Gate{Keys: key, Store: mem, Session: &SessionConfig{Login: login}}, "a refresh route is required"},
+		{"same paths", Gate{Keys: key, Store: mem, Session: &SessionConfig{Login: login, RefreshPath: "/auth/verify-otp"}}, "distinct paths"},
+		{"verify-only key", Gate{Keys: []KeyConfig{{Alg: "RS256", File: string(keys.RSAPub)}}, Store: mem,
+			Session: &SessionConfig{Login: login, RefreshPath: "/r"}}, "a signing key is required"},
+		{"grace too long", Gate{Keys: key, Store: mem, Session: &SessionConfig{Login: login, RefreshPath: "/r", ReuseGrace: caddy.Duration(time.Hour)}}, "reuse_grace 1h0m0s"},
+		{"idle over lifetime", Gate{Keys: key, Store: mem, Session: &SessionConfig{Login: login, RefreshPath: "/r",
+			Idle: caddy.Duration(48 * time.Hour), Lifetime: caddy.Duration(time.Hour)}}, "idle 48h0m0s is longer"},
+		{"bad same_site", Gate{Keys: key, Store: mem, Session: &SessionConfig{Login: login, RefreshPath: "/r", Cookie: CookieConfig{SameSite: "sometimes"}}}, "same_site"},
+		{"bad store", Gate{Keys: key, Store: &StoreConfig{Type: "etcd"}, Session: &SessionConfig{Login: login, RefreshPath: "/r"}}, "store type \"etcd\""},
+		{"redis without address", Gate{Keys: key, Store: &StoreConfig{Type: "redis"}, Session: &SessionConfig{Login: login, RefreshPath: "/r"}}, "no address"},
+		{"bad redis url", Gate{Keys: key, Store: &StoreConfig{Type: "redis", Addrs: []string{"redis://h:p:x/zz"}}, Session: &SessionConfig{Login: login, RefreshPath: "/r"}}, "redis store address 1"},
+	} {
+		g := tc.g
+		err := provision(t, &g)
+		_ = g.Cleanup()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to contain %q", tc.name, err, tc.want)
 		}
