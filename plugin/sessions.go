@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -336,10 +337,8 @@ func (g *Gate) serveLogin(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	collectors.SessionsStarted.Inc()
 	if g.Session.BodyFields {
-		extra, _ := json.Marshal(map[string]any{
-			"refresh_token":      grant.RefreshToken,
-			"refresh_expires_in": int64(time.Until(grant.RefreshExpires).Seconds()),
-		})
+		extra := fmt.Appendf(nil, `{"refresh_token":%q,"refresh_expires_in":%d}`,
+			grant.RefreshToken, int64(time.Until(grant.RefreshExpires).Seconds()))
 		if spliced, ok := spliceFields(body, extra); ok {
 			body = spliced
 		} else {
