@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,9 @@ var apiSecret = []byte("it-3f9a1c7e5b2d8a4c6e0f1b3d5a7c9e2f4b6d8a0c")
 
 var adminPort int
 
+// testHome is the temp dir standing in for HOME and the XDG dirs.
+var testHome string
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -43,6 +47,14 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(home)
+	testHome = home
+	// Tests that build cmd/caddy keep using the developer's Go caches,
+	// which default to places under HOME.
+	if out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output(); err == nil {
+		for i, v := range strings.Fields(string(out)) {
+			os.Setenv([]string{"GOCACHE", "GOMODCACHE", "GOPATH"}[i], v)
+		}
+	}
 	// Caddy writes its data and autosaved config under these; keep them in
 	// the temp dir.
 	for _, v := range []string{"HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"} {

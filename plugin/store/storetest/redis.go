@@ -22,12 +22,28 @@ type RedisServer struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	port int
+	dir  string
+	// durable servers write every command to an append-only file in dir
+	// before answering, so a kill and restart loses nothing.
+	durable bool
 }
 
 // StartRedis starts a redis-server for t and stops it when t ends. It fails
 // the test, never skips it, when redis-server is missing: `.ci/run`
 // installs it.
 func StartRedis(t testing.TB) *RedisServer {
+	t.Helper()
+	return startRedis(t, false)
+}
+
+// StartDurableRedis is StartRedis with an fsync'ed append-only file: a kill
+// and Start brings back every key, as a production Redis with AOF would.
+func StartDurableRedis(t testing.TB) *RedisServer {
+	t.Helper()
+	return startRedis(t, true)
+}
+
+func startRedis(t testing.TB, durable bool) *RedisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server is not installed (apt-get install -y redis-server; .ci/run does it): %v", err)
@@ -38,7 +54,7 @@ func StartRedis(t testing.TB) *RedisServer {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &RedisServer{Addr: "127.0.0.1:" + strconv.Itoa(port), t: t, port: port}
+	s := &RedisServer{Addr: "127.0.0.1:" + strconv.Itoa(port), t: t, port: port, dir: t.TempDir(), durable: durable}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -52,9 +68,12 @@ func (s *RedisServer) Start() {
 	if s.cmd != nil {
 		return
 	}
-	dir := s.t.TempDir()
+	aof := "no"
+	if s.durable {
+		aof = "yes"
+	}
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "no")
+		"--save", "", "--appendonly", aof, "--appendfsync", "always", "--dir", s.dir, "--protected-mode", "no")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
