@@ -51,10 +51,12 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; eval "$@"; echo; }
 
 step "Log in through tokengate (the API signs a 1h HS256 token; OTP is 123456)"
-login=$(curl -s -X POST http://127.0.0.1:8080/auth/verify-otp \
+login=$(curl -s -i -X POST http://127.0.0.1:8080/auth/verify-otp \
   -H 'Content-Type: application/json' -d '{"email":"ops@example.com","otp":"123456"}')
-echo "$login"
+echo "$login" | grep -iE '^(HTTP|Set-Cookie)|access_token' | sed -E 's/(tg_refresh=.{12})[^;]*/\1.../'
 TOKEN=$(printf '%s' "$login" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+REFRESH=$(printf '%s' "$login" | sed -n 's/^[Ss]et-[Cc]ookie: tg_refresh=\([^;]*\);.*/\1/p')
+echo "(the API's answer is unchanged; tokengate added the HttpOnly refresh cookie)"
 
 step "A protected route without a token: tokengate answers 401, the API never sees it"
 show "curl -s -i http://127.0.0.1:8080/leasing/renewals | sed -n '1p;/^Www-Authenticate/p;\$p'"
@@ -66,8 +68,21 @@ step "A forged token (alg none): refused with its reason"
 FORGED="$(printf '{"alg":"none"}' | base64 | tr -d '=\n' | tr '/+' '_-').$(printf '{"sub":"admin","exp":9999999999}' | base64 | tr -d '=\n' | tr '/+' '_-')."
 show "curl -s http://127.0.0.1:8080/leasing/renewals -H \"Authorization: Bearer \$FORGED\""
 
+step "Refresh: the cookie is spent and rotated, a new access token is minted for the API"
+refreshed=$(curl -s -i -X POST http://127.0.0.1:8080/auth/refresh -H "Cookie: tg_refresh=$REFRESH")
+echo "$refreshed" | grep -E '^HTTP|"token_type"' | sed -E 's/"access_token":"(.{16})[^"]*"/"access_token":"\1..."/'
+ROTATED=$(printf '%s' "$refreshed" | sed -n 's/^[Ss]et-[Cc]ookie: tg_refresh=\([^;]*\);.*/\1/p')
+
+step "The old refresh cookie replayed after the grace window: the whole session is revoked"
+sleep 11
+show "curl -s -X POST http://127.0.0.1:8080/auth/refresh -H \"Cookie: tg_refresh=\$REFRESH\""
+show "curl -s -X POST http://127.0.0.1:8080/auth/refresh -H \"Cookie: tg_refresh=\$ROTATED\""
+
+step "Logout (idempotent: 204 whether or not a session was found)"
+show "curl -s -o /dev/null -w '%{http_code}\\n' -X POST http://127.0.0.1:8080/auth/logout -H \"Cookie: tg_refresh=\$ROTATED\""
+
 step "What Prometheus sees (Caddy admin /metrics)"
-show "curl -s http://localhost:2019/metrics | grep -E '^caddy_tokengate_(rejections_total|decisions_total)' | grep -v ' 0$'"
+show "curl -s http://localhost:2019/metrics | grep -E '^caddy_tokengate_(rejections_total|decisions_total|sessions_started_total|refreshes_total|refresh_reuse_detected_total|sessions_ended_total)' | grep -v ' 0$'"
 
 if [ "${DEMO_EXIT:-0}" = 1 ]; then
   exit 0

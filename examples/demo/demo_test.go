@@ -43,6 +43,12 @@ func TestDemo_TourRunsAndShowsEachStep(t *testing.T) {
 		`"reason":"unsupported_alg"`,
 		`caddy_tokengate_rejections_total{reason="missing"} 1`,
 		`caddy_tokengate_decisions_total{decision="allowed"} 1`,
+		`"token_type":"Bearer"`,
+		`"reason":"reused"`,
+		`"reason":"revoked"`,
+		"204",
+		`caddy_tokengate_sessions_started_total 1`,
+		`caddy_tokengate_refresh_reuse_detected_total 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)

@@ -297,7 +297,7 @@ func (m *Manager) Mint(f *store.Family, now time.Time) (string, time.Time, error
 }
 
 // Logout ends the session tok belongs to, if tok is its current or previous
-// refresh token. An unknown, malformed or foreign token changes nothing and
+// refresh token, and reports whether a live session ended. An unknown, malformed or foreign token changes nothing and
 // is not an error: logout is idempotent and answers the same either way.
 func (m *Manager) Logout(ctx context.Context, tok string) (ended bool, err error) {
 	id, ok := parse(tok)
@@ -318,5 +318,6 @@ func (m *Manager) Logout(ctx context.Context, tok string) (ended bool, err error
 	if err := m.Store.Delete(ctx, id); err != nil {
 		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return true, nil
+	// A family revoked after a replay had already ended.
+	return !f.Revoked, nil
 }
