@@ -76,3 +76,18 @@ func TestRedisStore_OutageAnswers503AndRecovers(t *testing.T) {
 		t.Fatalf("the session forked or was lost: %d %s", again.status, again.body)
 	}
 }
+
+// TestFileStore_ReloadSharesTheOpenFile: bbolt locks its file, so a reload
+// that opened it a second time would hang and fail; the pool hands the new
+// config the open store, and sessions carry over.
+func TestFileStore_ReloadSharesTheOpenFile(t *testing.T) {
+	up := newUpstream(t, leasing.Config{})
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	s := sessionSite(t, up, "store file "+path, "")
+	_, refresh, _ := s.loginSession("reload@example.com")
+	s2 := sessionSite(t, up, "store file "+path, "body_fields")
+	res := s2.refreshWith(refresh)
+	if res.status != http.StatusOK || res.json(t)["refresh_token"] == nil {
+		t.Fatalf("refresh after reload: %d %s", res.status, res.body)
+	}
+}
