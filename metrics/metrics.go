@@ -76,7 +76,7 @@ var (
 	// EndReasons are why sessions end.
 	EndReasons = []string{"logout", "reuse", "idle", "lifetime"}
 	// StoreOps are the store operations timed.
-	StoreOps = []string{"create", "get", "rotate", "delete"}
+	StoreOps = []string{"create", "get", "rotate", "peek", "delete"}
 )
 
 // lifetimeBuckets span 1 minute to 8 hours: the API's 1h token, the 8h

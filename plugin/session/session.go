@@ -148,30 +148,42 @@ func newToken(id string) (string, error) {
 	return id + "." + s, nil
 }
 
-// sealKey derives the key that seals a successor from the token it
-// replaces: only the holder of that token can open it.
-func sealKey(prev string) cipher.AEAD {
-	k := sha256.Sum256([]byte("tokengate successor v1\x00" + prev))
+// sealed holds a secret only the holder of another secret can open:
+// AES-256-GCM under SHA-256(label, secret), bound to the family id.
+func sealFor(label, secret, id string, plain []byte) ([]byte, error) {
+	aead := aeadFor(label, secret)
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return aead.Seal(nonce, nonce, plain, []byte(id)), nil
+}
+
+func openFor(label, secret, id string, sealed []byte) ([]byte, error) {
+	aead := aeadFor(label, secret)
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("sealed value too short")
+	}
+	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(id))
+}
+
+func aeadFor(label, secret string) cipher.AEAD {
+	k := sha256.Sum256([]byte(label + "\x00" + secret))
 	block, _ := aes.NewCipher(k[:])
 	aead, _ := cipher.NewGCM(block)
 	return aead
 }
 
+// successorLabel seals a successor refresh token under the token it
+// replaces: only that token's holder can open it in the reuse grace.
+const successorLabel = "tokengate successor v1"
+
 func seal(next, prev, id string) ([]byte, error) {
-	aead := sealKey(prev)
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return aead.Seal(nonce, nonce, []byte(next), []byte(id)), nil
+	return sealFor(successorLabel, prev, id, []byte(next))
 }
 
 func unseal(sealed []byte, prev, id string) (string, error) {
-	aead := sealKey(prev)
-	if len(sealed) < aead.NonceSize() {
-		return "", errors.New("sealed successor too short")
-	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], []byte(id))
+	plain, err := openFor(successorLabel, prev, id, sealed)
 	if err != nil {
 		return "", fmt.Errorf("opening sealed successor: %w", err)
 	}
@@ -258,16 +270,10 @@ func (m *Manager) Refresh(ctx context.Context, tok string) (*Grant, error) {
 		if next, err = unseal(res.Family.Sealed, tok, id); err != nil {
 			return nil, err
 		}
-	case store.Reused:
-		return nil, &Refusal{ReasonReused}
-	case store.Revoked:
-		return nil, &Refusal{ReasonRevoked}
-	case store.Expired:
-		if res.EndReason == "idle" {
-			return nil, &Refusal{ReasonIdle}
-		}
-		return nil, &Refusal{ReasonLifetime}
 	default:
+		if ref := refusalFor(res); ref != nil {
+			return nil, ref
+		}
 		return nil, &Refusal{ReasonUnknown}
 	}
 	f := res.Family

@@ -160,6 +160,24 @@ func (s *File) Rotate(_ context.Context, r Rotation) (Result, error) {
 	return res, err
 }
 
+// Peek implements Store.
+func (s *File) Peek(_ context.Context, id string, bridgeKey []byte, now time.Time) (Result, error) {
+	var res Result
+	err := s.db.View(func(tx *bolt.Tx) error {
+		f, err := get(tx.Bucket(familiesBucket), id)
+		if err == ErrNotFound {
+			res = Result{Outcome: Unknown}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		res = PeekFamily(f, bridgeKey, now)
+		return nil
+	})
+	return res, err
+}
+
 // Delete implements Store.
 func (s *File) Delete(_ context.Context, id string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {

@@ -26,6 +26,12 @@ func NewMemory(now func() time.Time) *Memory {
 
 func clone(f *Family) *Family {
 	c := *f
+	if f.Bridges != nil {
+		c.Bridges = make(map[string][]byte, len(f.Bridges))
+		for k, v := range f.Bridges {
+			c.Bridges[k] = v
+		}
+	}
 	return &c
 }
 
@@ -82,6 +88,18 @@ func (m *Memory) Rotate(_ context.Context, r Rotation) (Result, error) {
 	if res.Family != nil {
 		res.Family = clone(res.Family)
 	}
+	return res, nil
+}
+
+// Peek implements Store.
+func (m *Memory) Peek(_ context.Context, id string, bridgeKey []byte, now time.Time) (Result, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.fams[id]
+	if !ok {
+		return Result{Outcome: Unknown}, nil
+	}
+	res := PeekFamily(clone(f), bridgeKey, now)
 	return res, nil
 }
 

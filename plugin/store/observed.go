@@ -7,7 +7,7 @@ import (
 )
 
 // Observer is told of every store operation: its name (create, get, rotate,
-// delete), how long it took, and its error when the store failed (never
+// peek, delete), how long it took, and its error when the store failed (never
 // ErrNotFound or ErrExists, which are answers, not failures).
 type Observer func(op string, took time.Duration, failure error)
 
@@ -44,6 +44,13 @@ func (o observed) Rotate(ctx context.Context, r Rotation) (Result, error) {
 	start := time.Now()
 	res, err := o.Store.Rotate(ctx, r)
 	o.report("rotate", start, err)
+	return res, err
+}
+
+func (o observed) Peek(ctx context.Context, id string, bridgeKey []byte, now time.Time) (Result, error) {
+	start := time.Now()
+	res, err := o.Store.Peek(ctx, id, bridgeKey, now)
+	o.report("peek", start, err)
 	return res, err
 }
 

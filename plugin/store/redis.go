@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -59,15 +60,31 @@ func toHash(f *Family) []any {
 	if f.Revoked {
 		h = append(h, "revoked", "1", "rev_at", ms(f.RevokedAt))
 	}
+	for k, v := range f.Bridges {
+		h = append(h, bridgePrefix+k, v)
+	}
 	return h
 }
+
+// bridgePrefix prefixes the hash fields holding bridges.
+const bridgePrefix = "b:"
 
 func fromHash(id string, h map[string]string) *Family {
 	cur, _ := hex.DecodeString(h["cur"])
 	prev, _ := hex.DecodeString(h["prev"])
 	gen, _ := strconv.ParseInt(h["gen"], 10, 64)
+	var bridges map[string][]byte
+	for k, v := range h {
+		if name, ok := strings.CutPrefix(k, bridgePrefix); ok {
+			if bridges == nil {
+				bridges = map[string][]byte{}
+			}
+			bridges[name] = []byte(v)
+		}
+	}
 	return &Family{
-		ID: id, Subject: h["sub"], Claims: []byte(h["claims"]), Alg: h["alg"], KID: h["kid"],
+		Bridges: bridges,
+		ID:      id, Subject: h["sub"], Claims: []byte(h["claims"]), Alg: h["alg"], KID: h["kid"],
 		AccessTTL: durMS(h["ttl"]), Created: fromMS(h["created"]), LastUsed: fromMS(h["last"]),
 		Absolute: fromMS(h["abs"]), Idle: durMS(h["idle"]), Current: cur, Previous: prev,
 		PrevAt: fromMS(h["prev_at"]), Sealed: []byte(h["sealed"]), Generation: gen,
@@ -119,7 +136,7 @@ func (s *Redis) Get(ctx context.Context, id string) (*Family, error) {
 
 // rotateScript is Decide in Lua; the conformance suite holds the two to
 // the same behaviour. ARGV: presented, next, sealed, now, grace, retention
-// (all times in ms).
+// (all times in ms), probe ("1" or "0"), bridge field ("" for none), bridge.
 var rotateScript = redis.NewScript(`
 local k = KEYS[1]
 local f = redis.call('HMGET', k, 'cur', 'prev', 'prev_at', 'last', 'abs', 'idle', 'revoked')
@@ -130,6 +147,7 @@ if now >= tonumber(f[5]) then redis.call('DEL', k) return {'expired', 'lifetime'
 if now >= tonumber(f[4]) + tonumber(f[6]) then redis.call('DEL', k) return {'expired', 'idle'} end
 if ARGV[1] == f[1] then
   redis.call('HSET', k, 'prev', f[1], 'prev_at', now, 'cur', ARGV[2], 'sealed', ARGV[3], 'last', now)
+  if ARGV[8] ~= '' then redis.call('HSET', k, ARGV[8], ARGV[9]) end
   redis.call('HINCRBY', k, 'gen', 1)
   redis.call('PEXPIREAT', k, math.min(tonumber(f[5]), now + tonumber(f[6])))
   return {'rotated', redis.call('HGETALL', k)}
@@ -137,19 +155,29 @@ end
 if f[2] and ARGV[1] == f[2] and now - tonumber(f[3]) <= tonumber(ARGV[5]) then
   return {'grace', redis.call('HGETALL', k)}
 end
+if ARGV[7] == '1' then return {'stale'} end
 redis.call('HSET', k, 'revoked', '1', 'rev_at', now)
 redis.call('PEXPIRE', k, ARGV[6])
 return {'reused'}`)
 
 var scriptOutcomes = map[string]Outcome{
 	"rotated": Rotated, "grace": Grace, "reused": Reused, "revoked": Revoked, "expired": Expired, "unknown": Unknown,
+	"stale": Stale,
 }
 
 // Rotate implements Store: one Lua script, one round trip.
 func (s *Redis) Rotate(ctx context.Context, r Rotation) (Result, error) {
+	probe, bridgeField := "0", ""
+	if r.Probe {
+		probe = "1"
+	}
+	if len(r.BridgeKey) > 0 {
+		bridgeField = bridgePrefix + hex.EncodeToString(r.BridgeKey)
+	}
 	v, err := rotateScript.Run(ctx, s.client, []string{s.key(r.ID)},
 		hex.EncodeToString(r.Presented), hex.EncodeToString(r.Next), r.Sealed,
-		ms(r.Now), r.Grace.Milliseconds(), RevokedRetention.Milliseconds()).Slice()
+		ms(r.Now), r.Grace.Milliseconds(), RevokedRetention.Milliseconds(),
+		probe, bridgeField, r.BridgeSealed).Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("redis rotate: %w", err)
 	}
@@ -162,8 +190,23 @@ func (s *Redis) Rotate(ctx context.Context, r Rotation) (Result, error) {
 		res.EndReason, _ = v[1].(string)
 	case Rotated, Grace:
 		res.Family = fromHash(r.ID, pairs(v[1]))
+		if res.Outcome == Grace {
+			res.Bridge = res.Family.bridge(r.BridgeKey)
+		}
 	}
 	return res, nil
+}
+
+// Peek implements Store: one HGETALL, judged in Go.
+func (s *Redis) Peek(ctx context.Context, id string, bridgeKey []byte, now time.Time) (Result, error) {
+	h, err := s.client.HGetAll(ctx, s.key(id)).Result()
+	if err != nil {
+		return Result{}, fmt.Errorf("redis peek: %w", err)
+	}
+	if len(h) == 0 {
+		return Result{Outcome: Unknown}, nil
+	}
+	return PeekFamily(fromHash(id, h), bridgeKey, now), nil
 }
 
 // Delete implements Store.

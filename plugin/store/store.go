@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -58,6 +59,12 @@ type Family struct {
 	// then refuses every token until it expires from the store.
 	Revoked   bool      `json:"revoked,omitempty"`
 	RevokedAt time.Time `json:"revoked_at,omitempty"`
+	// Bridges map the hash (hex) of an expired access token to what inline
+	// refresh last gave its holder, sealed under that token: the minted
+	// access token and the refresh token it was minted with. A client that
+	// keeps sending the same expired token is served from its bridge
+	// instead of rotating on every request.
+	Bridges map[string][]byte `json:"bridges,omitempty"`
 }
 
 // Deadline is when the family ends if unused from now on.
@@ -88,10 +95,16 @@ const (
 	Expired
 	// Unknown: no such family, or a token that never belonged to it.
 	Unknown
+	// Stale: a probe presented a token that is neither current nor the
+	// previous one within the grace; nothing was changed.
+	Stale
+	// Live: Peek found the family usable.
+	Live
 )
 
 var outcomeNames = map[Outcome]string{
 	Rotated: "rotated", Grace: "grace", Reused: "reused", Revoked: "revoked", Expired: "expired", Unknown: "unknown",
+	Stale: "stale", Live: "live",
 }
 
 func (o Outcome) String() string { return outcomeNames[o] }
@@ -108,6 +121,15 @@ type Rotation struct {
 	Now    time.Time
 	// Grace is the reuse grace for the previous token.
 	Grace time.Duration
+	// Probe makes a token that is neither current nor in grace answer Stale
+	// instead of revoking the family: inline refresh tries the tokens it
+	// holds this way, since a tab may hold an older cookie than its bridge.
+	Probe bool
+	// BridgeKey, when set, names the bridge (hash of an expired access
+	// token) to store BridgeSealed under if the rotation succeeds, in the
+	// same atomic step; for Grace the result carries that bridge as it is.
+	BridgeKey    []byte
+	BridgeSealed []byte
 }
 
 // Result is a store's answer to a Rotation.
@@ -119,6 +141,9 @@ type Result struct {
 	Family *Family
 	// EndReason is "idle" or "lifetime" for Expired.
 	EndReason string
+	// Bridge is the sealed bridge named by the request's BridgeKey, if the
+	// family has one (Grace and Peek).
+	Bridge []byte
 }
 
 // Store keeps families. Every method is atomic with respect to the others
@@ -132,6 +157,10 @@ type Store interface {
 	Get(ctx context.Context, id string) (*Family, error)
 	// Rotate spends a refresh token; see Decide for the rules.
 	Rotate(ctx context.Context, r Rotation) (Result, error)
+	// Peek reports whether the family is live (Live, Revoked, Expired,
+	// Unknown) without changing it, with the family and the bridge named by
+	// bridgeKey.
+	Peek(ctx context.Context, id string, bridgeKey []byte, now time.Time) (Result, error)
 	// Delete removes a family (logout); deleting a missing one is not an error.
 	Delete(ctx context.Context, id string) error
 	// Close releases the store's resources.
@@ -144,21 +173,26 @@ type Store interface {
 // rule as a Lua script. After Decide a store saves f when the outcome is
 // Rotated or Reused, and deletes it when Expired.
 func Decide(f *Family, r Rotation) Result {
+	if res, ended := liveness(f, r.Now); ended {
+		return res
+	}
 	switch {
-	case f.Revoked:
-		return Result{Outcome: Revoked}
-	case !r.Now.Before(f.Absolute):
-		return Result{Outcome: Expired, EndReason: "lifetime"}
-	case !r.Now.Before(f.LastUsed.Add(f.Idle)):
-		return Result{Outcome: Expired, EndReason: "idle"}
 	case equal(r.Presented, f.Current):
 		f.Previous, f.PrevAt = f.Current, r.Now
 		f.Current, f.Sealed = r.Next, r.Sealed
 		f.LastUsed = r.Now
 		f.Generation++
+		if len(r.BridgeKey) > 0 {
+			if f.Bridges == nil {
+				f.Bridges = map[string][]byte{}
+			}
+			f.Bridges[hex.EncodeToString(r.BridgeKey)] = r.BridgeSealed
+		}
 		return Result{Outcome: Rotated, Family: f}
 	case equal(r.Presented, f.Previous) && r.Now.Sub(f.PrevAt) <= r.Grace:
-		return Result{Outcome: Grace, Family: f}
+		return Result{Outcome: Grace, Family: f, Bridge: f.bridge(r.BridgeKey)}
+	case r.Probe:
+		return Result{Outcome: Stale}
 	case equal(r.Presented, f.Previous):
 		f.Revoked, f.RevokedAt = true, r.Now
 		return Result{Outcome: Reused}
@@ -168,6 +202,34 @@ func Decide(f *Family, r Rotation) Result {
 	// as far as the family can tell, and the family must not survive either.
 	f.Revoked, f.RevokedAt = true, r.Now
 	return Result{Outcome: Reused}
+}
+
+// liveness reports a revoked or ended family.
+func liveness(f *Family, now time.Time) (Result, bool) {
+	switch {
+	case f.Revoked:
+		return Result{Outcome: Revoked}, true
+	case !now.Before(f.Absolute):
+		return Result{Outcome: Expired, EndReason: "lifetime"}, true
+	case !now.Before(f.LastUsed.Add(f.Idle)):
+		return Result{Outcome: Expired, EndReason: "idle"}, true
+	}
+	return Result{}, false
+}
+
+// PeekFamily is Peek for stores that hold a *Family: it changes nothing.
+func PeekFamily(f *Family, bridgeKey []byte, now time.Time) Result {
+	if res, ended := liveness(f, now); ended {
+		return res
+	}
+	return Result{Outcome: Live, Family: f, Bridge: f.bridge(bridgeKey)}
+}
+
+func (f *Family) bridge(key []byte) []byte {
+	if len(key) == 0 {
+		return nil
+	}
+	return f.Bridges[hex.EncodeToString(key)]
 }
 
 // equal compares token hashes in constant time; an absent hash matches nothing.

@@ -197,6 +197,77 @@ func Run(t *testing.T, open Opener) {
 		mustRotate(t, s, rotation("fam-d", 0, 1, t0), store.Unknown)
 	})
 
+	t.Run("ProbeNeverRevokes", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-p", t0))
+		mustRotate(t, s, rotation("fam-p", 0, 1, t0), store.Rotated)
+		probe := rotation("fam-p", 0, 5, t0.Add(Grace+time.Second))
+		probe.Probe = true
+		mustRotate(t, s, probe, store.Stale)
+		// Inside the grace a probe gets the grace answer like anyone.
+		inGrace := rotation("fam-p", 0, 5, t0.Add(Grace))
+		inGrace.Probe = true
+		mustRotate(t, s, inGrace, store.Grace)
+		// A probe with the current token rotates.
+		cur := rotation("fam-p", 1, 2, t0.Add(Grace+2*time.Second))
+		cur.Probe = true
+		mustRotate(t, s, cur, store.Rotated)
+		got, _ := s.Get(ctx, "fam-p")
+		if got.Revoked || got.Generation != 2 {
+			t.Fatalf("after probes: revoked %v gen %d", got.Revoked, got.Generation)
+		}
+	})
+
+	t.Run("BridgesAreWrittenWithTheRotation", func(t *testing.T) {
+		s := open(t)
+		mustCreate(t, s, NewFamily("fam-b", t0))
+		peek, err := s.Peek(ctx, "fam-b", hash("access-0"), t0)
+		if err != nil || peek.Outcome != store.Live || peek.Bridge != nil || peek.Family.Subject != "user-1" {
+			t.Fatalf("peek before any bridge: %v %+v %v", peek.Outcome, peek.Bridge, err)
+		}
+		r := rotation("fam-b", 0, 1, t0)
+		r.BridgeKey, r.BridgeSealed = hash("access-0"), []byte("bridge one")
+		mustRotate(t, s, r, store.Rotated)
+		// A concurrent rotation by the same token sees the bridge written.
+		again := rotation("fam-b", 0, 9, t0.Add(time.Second))
+		again.BridgeKey, again.BridgeSealed = hash("access-0"), []byte("bridge two")
+		res := mustRotate(t, s, again, store.Grace)
+		if string(res.Bridge) != "bridge one" {
+			t.Fatalf("grace bridge %q, want the first rotation's", res.Bridge)
+		}
+		peek, err = s.Peek(ctx, "fam-b", hash("access-0"), t0.Add(time.Second))
+		if err != nil || peek.Outcome != store.Live || string(peek.Bridge) != "bridge one" {
+			t.Fatalf("peek: %v %q %v", peek.Outcome, peek.Bridge, err)
+		}
+		if other, _ := s.Peek(ctx, "fam-b", hash("access-other"), t0); other.Bridge != nil {
+			t.Fatal("a bridge answered for another access token")
+		}
+		// A later rotation replaces the bridge.
+		next := rotation("fam-b", 1, 2, t0.Add(time.Minute))
+		next.BridgeKey, next.BridgeSealed = hash("access-0"), []byte("bridge three")
+		mustRotate(t, s, next, store.Rotated)
+		if peek, _ = s.Peek(ctx, "fam-b", hash("access-0"), t0.Add(time.Minute)); string(peek.Bridge) != "bridge three" {
+			t.Fatalf("bridge after the next rotation %q", peek.Bridge)
+		}
+	})
+
+	t.Run("PeekReportsEndedFamiliesWithoutChange", func(t *testing.T) {
+		s := open(t)
+		if res, err := s.Peek(ctx, "fam-none", nil, t0); err != nil || res.Outcome != store.Unknown {
+			t.Fatalf("peek unknown: %v %v", res.Outcome, err)
+		}
+		mustCreate(t, s, NewFamily("fam-e", t0))
+		if res, _ := s.Peek(ctx, "fam-e", nil, t0.Add(Idle)); res.Outcome != store.Expired {
+			t.Fatalf("peek after idle: %v", res.Outcome)
+		}
+		mustCreate(t, s, NewFamily("fam-v", t0))
+		mustRotate(t, s, rotation("fam-v", 0, 1, t0), store.Rotated)
+		mustRotate(t, s, rotation("fam-v", 0, 1, t0.Add(time.Hour/2)), store.Reused)
+		if res, _ := s.Peek(ctx, "fam-v", nil, t0.Add(time.Hour/2)); res.Outcome != store.Revoked {
+			t.Fatalf("peek revoked: %v", res.Outcome)
+		}
+	})
+
 	t.Run("ConcurrentRotationsYieldOneSuccessor", func(t *testing.T) {
 		s := open(t)
 		mustCreate(t, s, NewFamily("fam-c", t0))
