@@ -218,3 +218,9 @@ func TestGate_ForgedAndInvalidTokensAreRefusedWithReason(t *testing.T) {
 		}
 	}
 }
+
+// signHS signs claims with the API's secret.
+func signHS(t *testing.T, claims map[string]any) string {
+	t.Helper()
+	return tokentest.Build(tokentest.Header("HS256", ""), claims, tokentest.HS256(apiSecret))
+}

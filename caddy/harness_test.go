@@ -82,10 +82,11 @@ func freePort() int {
 // upstream is the stand-in API behind the proxy, recording what it was sent.
 type upstream struct {
 	*httptest.Server
-	API  *leasing.API
-	mu   sync.Mutex
-	last http.Header
-	hits int
+	API      *leasing.API
+	mu       sync.Mutex
+	last     http.Header
+	lastBody []byte
+	hits     int
 }
 
 func newUpstream(t *testing.T, cfg leasing.Config) *upstream {
@@ -95,14 +96,24 @@ func newUpstream(t *testing.T, cfg leasing.Config) *upstream {
 	}
 	u := &upstream{API: leasing.New(cfg)}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		u.mu.Lock()
 		u.last = r.Header.Clone()
+		u.lastBody = body
 		u.hits++
 		u.mu.Unlock()
 		u.API.ServeHTTP(w, r)
 	}))
 	t.Cleanup(u.Close)
 	return u
+}
+
+// body returns the body of the last request the API received.
+func (u *upstream) body() []byte {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.lastBody
 }
 
 // seen returns the headers of the last request the API received and how

@@ -23,10 +23,13 @@ const (
 	DecisionAllowed = "allowed"
 	// DecisionRejected: the request was answered 401.
 	DecisionRejected = "rejected"
+	// DecisionRefreshed: an expired access token was refreshed in flight
+	// and the request went on.
+	DecisionRefreshed = "refreshed"
 )
 
 // Decisions lists the decision label values.
-var Decisions = []string{DecisionPublic, DecisionAllowed, DecisionRejected}
+var Decisions = []string{DecisionPublic, DecisionAllowed, DecisionRejected, DecisionRefreshed}
 
 // Set is every tokengate collector.
 type Set struct {
@@ -63,6 +66,13 @@ type Set struct {
 	// StoreDuration observes store operation latency by op
 	// (caddy_tokengate_store_duration_seconds).
 	StoreDuration *prometheus.HistogramVec
+	// LogoutsPrevented counts requests that would have been 401 and were
+	// served by an inline refresh (caddy_tokengate_logouts_prevented_total).
+	LogoutsPrevented prometheus.Counter
+	// UpstreamUnauthorized counts upstream 401 answers to requests tokengate
+	// had authorized: a sign that the API and tokengate disagree on keys
+	// (caddy_tokengate_upstream_unauthorized_total).
+	UpstreamUnauthorized prometheus.Counter
 }
 
 // Label values of the session metrics.
@@ -71,8 +81,10 @@ var (
 	// in flight for a request carrying an expired access token.
 	RefreshModes = []string{"endpoint", "inline"}
 	// RefreshResults: rotated and grace succeeded; the others did not.
-	RefreshResults = []string{"rotated", "grace", "missing", "malformed", "unknown", "reused", "revoked",
-		"idle", "lifetime", "key_gone", "unavailable"}
+	// bridged is an inline request served by an earlier inline refresh of
+	// the same expired token (no rotation).
+	RefreshResults = []string{"rotated", "grace", "bridged", "missing", "malformed", "unknown", "reused", "revoked",
+		"idle", "lifetime", "key_gone", "subject_mismatch", "stale", "unavailable"}
 	// EndReasons are why sessions end.
 	EndReasons = []string{"logout", "reuse", "idle", "lifetime"}
 	// StoreOps are the store operations timed.
@@ -134,6 +146,14 @@ func New(reasons []string) *Set {
 		Help:    "Session store operation latency, by operation.",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 	}, []string{"op"})
+	s.LogoutsPrevented = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "logouts_prevented_total",
+		Help: "Requests with an expired access token that were served (inline refresh or job grant) instead of answered 401.",
+	})
+	s.UpstreamUnauthorized = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "upstream_unauthorized_total",
+		Help: "Upstream 401 answers to requests tokengate authorized: tokengate and the API disagree on keys or claims.",
+	})
 	for _, m := range RefreshModes {
 		for _, r := range RefreshResults {
 			s.Refreshes.WithLabelValues(m, r)
@@ -157,7 +177,8 @@ func New(reasons []string) *Set {
 
 func (s *Set) collectors() []prometheus.Collector {
 	return []prometheus.Collector{s.Rejections, s.Decisions, s.TokenRemaining, s.ExpiredTokenAge, s.WeakKey,
-		s.Refreshes, s.ReuseDetected, s.SessionsStarted, s.SessionsEnded, s.StoreErrors, s.StoreDuration}
+		s.Refreshes, s.ReuseDetected, s.SessionsStarted, s.SessionsEnded, s.StoreErrors, s.StoreDuration,
+		s.LogoutsPrevented, s.UpstreamUnauthorized}
 }
 
 // Register adds every collector to reg. A collector already there (the same

@@ -55,6 +55,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        body_fields                   # also put refresh_token in JSON answers
 //	        refresh_header <name>         # header carrying the refresh token
 //	        allowed_origins <origin...>   # browser origins allowed to use the cookie
+//	        access_token_header <name>    # inline refresh answer header, default X-Access-Token
 //	    }
 //	    store file [path] | memory | redis <address...> {
 //	        master_name <name>            # Sentinel
@@ -111,7 +112,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.Audience = append(g.Audience, auds...)
 		case "leeway":
-			if err := parseDuration(d, &g.Leeway); err != nil {
+			g.Leeway = new(caddy.Duration)
+			if err := parseDuration(d, g.Leeway); err != nil {
 				return err
 			}
 		case "token_source":
@@ -225,6 +227,8 @@ func parseSession(d *caddyfile.Dispenser) (*SessionConfig, error) {
 			sc.BodyFields = true
 		case "refresh_header":
 			err = oneArg(d, &sc.RefreshHeader)
+		case "access_token_header":
+			err = oneArg(d, &sc.AccessTokenHeader)
 		case "allowed_origins":
 			origins := d.RemainingArgs()
 			if len(origins) == 0 {

@@ -41,7 +41,7 @@ func TestUnmarshalCaddyfile_EverySubdirective(t *testing.T) {
 		JWKSURLs: []string{"https://idp.example/.well-known/jwks.json"},
 		Issuer:   "https://api.example",
 		Audience: []string{"leasing", "admin"},
-		Leeway:   caddy.Duration(45 * time.Second),
+		Leeway:   durationPtr(45 * time.Second),
 		TokenSources: []TokenSource{
 			{From: "header", Name: "Authorization"},
 			{From: "cookie", Name: "access_token"},
@@ -182,4 +182,9 @@ func TestUnmarshalCaddyfile_SessionAndStoreErrors(t *testing.T) {
 			t.Errorf("%q: err = %v, want it to contain %q", tc.input, err, tc.want)
 		}
 	}
+}
+
+func durationPtr(d time.Duration) *caddy.Duration {
+	c := caddy.Duration(d)
+	return &c
 }

@@ -26,9 +26,10 @@ const userPlaceholder = "http.auth.user."
 
 // The decision counters, resolved once: they are touched on every request.
 var (
-	decidedPublic   = collectors.Decisions.WithLabelValues(metrics.DecisionPublic)
-	decidedAllowed  = collectors.Decisions.WithLabelValues(metrics.DecisionAllowed)
-	decidedRejected = collectors.Decisions.WithLabelValues(metrics.DecisionRejected)
+	decidedPublic    = collectors.Decisions.WithLabelValues(metrics.DecisionPublic)
+	decidedAllowed   = collectors.Decisions.WithLabelValues(metrics.DecisionAllowed)
+	decidedRejected  = collectors.Decisions.WithLabelValues(metrics.DecisionRejected)
+	decidedRefreshed = collectors.Decisions.WithLabelValues(metrics.DecisionRefreshed)
 )
 
 // ServeHTTP classifies the request, verifies its access token and passes it
@@ -59,13 +60,50 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		claims, err = g.verifier.Verify(r.Context(), raw)
 	}
 	if err != nil {
+		if g.sessions != nil && claims != nil && isExpired(err) {
+			if ref, fromCookie := g.inlineCredential(r); ref != "" {
+				return g.serveInline(w, r, next, raw, claims, ref, fromCookie)
+			}
+		}
 		return g.reject(w, r, raw, claims, err)
 	}
 
 	decidedAllowed.Inc()
 	collectors.TokenRemaining.Observe(time.Until(claims.ExpiresAt).Seconds())
 	g.setIdentity(r, claims)
-	return next.ServeHTTP(w, r)
+	return g.forward(w, r, next)
+}
+
+func isExpired(err error) bool {
+	var te *token.Error
+	return errors.As(err, &te) && te.Reason == token.ReasonExpired
+}
+
+// statusWriter notes the status the next handler answers with.
+type statusWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriterWrapper.WriteHeader(code)
+}
+
+// forward passes an authorized request on, and counts an upstream 401: the
+// API refused what tokengate accepted, so the two disagree on keys or
+// claims. The answer itself is passed through.
+func (g *Gate) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	err := next.ServeHTTP(sw, r)
+	if sw.status == http.StatusUnauthorized {
+		collectors.UpstreamUnauthorized.Inc()
+		g.logger.Warn("the upstream answered 401 to a request tokengate authorized; do tokengate and the API use the same keys?",
+			zap.String("path", r.URL.Path))
+	}
+	return err
 }
 
 // extract finds the access token in the configured sources. A source that is

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/metrics"
 	"github.com/tokengate/tokengate/plugin/session"
@@ -30,12 +31,21 @@ func init() {
 // reloads; each Provision registers them into the new config's registry.
 var collectors = metrics.New(reasonLabels())
 
+// Rejection reasons beyond the token's own, for requests whose expired
+// token could not be refreshed in flight.
+const (
+	reasonSubjectMismatch = "subject_mismatch" // the refresh credential belongs to another user
+	reasonRevoked         = "revoked"          // the session was revoked after a replay
+	reasonSessionEnded    = "session_ended"    // no live session: logged out, idle, past its lifetime
+	reasonStaleSession    = "stale_session"    // the refresh credential was superseded elsewhere
+)
+
 func reasonLabels() []string {
-	out := make([]string, len(token.Reasons))
-	for i, r := range token.Reasons {
-		out[i] = string(r)
+	out := make([]string, 0, len(token.Reasons)+4)
+	for _, r := range token.Reasons {
+		out = append(out, string(r))
 	}
-	return out
+	return append(out, reasonSubjectMismatch, reasonRevoked, reasonSessionEnded, reasonStaleSession)
 }
 
 // The verified-token cache: tokens remembered per handler, and how long one
@@ -65,8 +75,8 @@ type Gate struct {
 	Audience []string `json:"audience,omitempty"`
 
 	// Leeway is the clock-skew allowance for exp, nbf and iat.
-	// Default: 30s. At most 5m.
-	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// Default (absent): 30s. At most 5m; 0 allows none.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
 
 	// TokenSources are where the access token is looked for, in order; the
 	// first one present is used. Default: the Authorization header with the
@@ -100,6 +110,7 @@ type Gate struct {
 
 	verifier     *token.Verifier
 	sessions     *session.Manager
+	inflight     *singleflight.Group
 	storeKey     string
 	public       caddyhttp.MatchPath
 	sources      []TokenSource
@@ -140,6 +151,10 @@ type SessionConfig struct {
 	// AllowedOrigins may call the refresh and logout routes with the
 	// refresh cookie from a browser, besides the site's own origin.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// AccessTokenHeader is the response header carrying the access token
+	// minted by an inline refresh; <name>-Expires-In carries its lifetime in
+	// seconds. Default: X-Access-Token.
+	AccessTokenHeader string `json:"access_token_header,omitempty"`
 }
 
 // LoginRoute is the API's login route.
@@ -213,8 +228,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	if err := collectors.Register(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	if g.Leeway == 0 {
-		g.Leeway = caddy.Duration(token.DefaultLeeway)
+	if g.Leeway == nil {
+		d := caddy.Duration(token.DefaultLeeway)
+		g.Leeway = &d
 	}
 	if g.Realm == "" {
 		g.Realm = "tokengate"
@@ -262,7 +278,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		Keys:      ks,
 		Issuer:    g.Issuer,
 		Audience:  g.Audience,
-		Leeway:    time.Duration(g.Leeway),
+		Leeway:    time.Duration(*g.Leeway),
 		RejectTyp: []string{token.JobTokenTyp},
 		// A client sends the same token until it expires; verifying it once
 		// a minute instead of on every request is most of tokengate's cost.
@@ -322,6 +338,9 @@ func (g *Gate) provisionSessions(ks *token.KeySet) error {
 	if sc.Cookie.SameSite == "" {
 		sc.Cookie.SameSite = "strict"
 	}
+	if sc.AccessTokenHeader == "" {
+		sc.AccessTokenHeader = "X-Access-Token"
+	}
 	if g.Store == nil {
 		g.Store = &StoreConfig{}
 	}
@@ -330,6 +349,7 @@ func (g *Gate) provisionSessions(ks *token.KeySet) error {
 		return fmt.Errorf("session store: %w", err)
 	}
 	g.storeKey = key
+	g.inflight = new(singleflight.Group)
 	g.sessions = &session.Manager{
 		Store: store.Observe(st, observeStore),
 		Keys:  ks,
@@ -357,7 +377,7 @@ func (g *Gate) Validate() error {
 	if len(g.Keys) == 0 && len(g.JWKSURLs) == 0 {
 		errs = append(errs, errors.New("no key: add `key <alg> <secret-or-pem-file>` or `jwks <url>`"))
 	}
-	if d := time.Duration(g.Leeway); d < 0 || d > token.MaxLeeway {
+	if d := time.Duration(*g.Leeway); d < 0 || d > token.MaxLeeway {
 		errs = append(errs, fmt.Errorf("leeway %s is outside 0..%s", d, token.MaxLeeway))
 	}
 	if strings.ContainsAny(g.Realm, "\"\\\r\n") {
@@ -417,6 +437,9 @@ func (g *Gate) validateSessions() []error {
 	}
 	if sc.RefreshHeader != "" && !validHeaderName(sc.RefreshHeader) {
 		errs = append(errs, fmt.Errorf("session: refresh_header %q is not a header name", sc.RefreshHeader))
+	}
+	if !validHeaderName(sc.AccessTokenHeader) {
+		errs = append(errs, fmt.Errorf("session: access_token_header %q is not a header name", sc.AccessTokenHeader))
 	}
 	return errs
 }

@@ -65,8 +65,8 @@ func TestProvision_Defaults(t *testing.T) {
 	if err := provision(t, g); err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(g.Leeway) != 30*time.Second || g.Realm != "tokengate" {
-		t.Fatalf("leeway %v realm %q", time.Duration(g.Leeway), g.Realm)
+	if time.Duration(*g.Leeway) != 30*time.Second || g.Realm != "tokengate" {
+		t.Fatalf("leeway %v realm %q", time.Duration(*g.Leeway), g.Realm)
 	}
 	if len(g.sources) != 1 || g.sources[0] != (TokenSource{From: "header", Name: "Authorization"}) {
 		t.Fatalf("sources = %+v", g.sources)
@@ -86,7 +86,7 @@ func TestProvisionValidate_ConfigErrors(t *testing.T) {
 		{"alg none", Gate{Keys: []KeyConfig{{Alg: "none", Secret: strongSecret}}}, "not supported"},
 		{"missing pem", Gate{Keys: []KeyConfig{{Alg: "RS256", File: "/nonexistent.pem"}}}, "reading key file"},
 		{"duplicate kid", Gate{Keys: []KeyConfig{{Alg: "HS256", Secret: strongSecret, KID: "a"}, {Alg: "HS384", Secret: strongSecret, KID: "a"}}}, "share kid"},
-		{"leeway over cap", Gate{Keys: key, Leeway: caddy.Duration(time.Hour)}, "leeway 1h0m0s is outside"},
+		{"leeway over cap", Gate{Keys: key, Leeway: durationPtr(time.Hour)}, "leeway 1h0m0s is outside"},
 		{"bad source", Gate{Keys: key, TokenSources: []TokenSource{{From: "body", Name: "t"}}}, "must be header, cookie or query"},
 		{"source without name", Gate{Keys: key, TokenSources: []TokenSource{{From: "cookie"}}}, "a name is required"},
 		{"bad header name", Gate{Keys: key, ForwardClaims: []ForwardClaim{{Claim: "sub", Header: "X User"}}}, "valid header name"},

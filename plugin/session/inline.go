@@ -89,26 +89,30 @@ func (m *Manager) Inline(ctx context.Context, expiredRaw string, expired *token.
 	}
 	last, haveBridge := openBridge(peek.Bridge, expiredRaw, id)
 	if haveBridge && time.Unix(last.Expires, 0).Sub(now) > freshFor(f.AccessTTL) {
+		// Still fresh: no rotation.
 		return &Grant{FamilyID: id, Subject: f.Subject, AccessToken: last.Access, AccessExpires: time.Unix(last.Expires, 0),
 			RefreshToken: last.Refresh, RefreshExpires: f.Deadline(), Outcome: store.Live}, nil
 	}
 
 	// Rotate: with the presented token when it is the one last given out
-	// (or there is no bridge); otherwise probe both, the presented one first
-	// (a tab may have moved ahead of the bridge), without revoking.
+	// (or there is no bridge); otherwise probe both without revoking: first
+	// the one tokengate gave this client last (a client that ignores cookies
+	// still sends an older one), then the presented one (a tab may have
+	// moved ahead of the bridge through the refresh route).
 	type try struct {
 		tok   string
 		probe bool
 	}
 	tries := []try{{refresh, false}}
 	if haveBridge && last.Refresh != refresh {
-		tries = []try{{refresh, true}, {last.Refresh, true}}
+		tries = []try{{last.Refresh, true}, {refresh, true}}
 	}
+	fresh := func(b *bridge) bool { return time.Unix(b.Expires, 0).Sub(now) > freshFor(f.AccessTTL) }
 	access, exp, err := m.Mint(f, now)
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tries {
+	for i, t := range tries {
 		next, err := newToken(id)
 		if err != nil {
 			return nil, err
@@ -135,10 +139,15 @@ func (m *Manager) Inline(ctx context.Context, expiredRaw string, expired *token.
 		case store.Grace:
 			// Another request (here or on another replica) rotated first:
 			// use what it gave, so every response carries one access token.
-			if other, ok := openBridge(res.Bridge, expiredRaw, id); ok {
+			if other, ok := openBridge(res.Bridge, expiredRaw, id); ok && fresh(other) {
 				return &Grant{FamilyID: id, Subject: f.Subject, AccessToken: other.Access,
 					AccessExpires: time.Unix(other.Expires, 0), RefreshToken: other.Refresh,
 					RefreshExpires: res.Family.Deadline(), Outcome: store.Grace}, nil
+			}
+			if i+1 < len(tries) {
+				// A token spent just now, by this client's own earlier
+				// refresh; the next one may be current.
+				continue
 			}
 			succ, err := unseal(res.Family.Sealed, t.tok, id)
 			if err != nil {

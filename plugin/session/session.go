@@ -295,9 +295,10 @@ func (m *Manager) Mint(f *store.Family, now time.Time) (string, time.Time, error
 		return "", time.Time{}, &Refusal{ReasonKeyGone}
 	}
 	ttl := f.AccessTTL
-	if limit := f.Absolute.Sub(now); limit < ttl {
-		// An access token never outlives its session.
-		ttl = limit
+	if limit := f.Absolute.Sub(now) - time.Second; limit < ttl {
+		// An access token never outlives its session (Mint rounds exp up
+		// by less than a second).
+		ttl = max(limit, 0)
 	}
 	return k.Mint(f.Claims, "JWT", now, ttl)
 }

@@ -15,7 +15,8 @@ import (
 var ErrCannotSign = errors.New("key cannot sign: it holds no private key or secret")
 
 // Mint signs a token with k: the claims of snapshot (a JSON object) plus a
-// fresh iat, exp = now + ttl and a random jti. typ is the header's typ
+// fresh iat, exp = now + ttl (rounded up to a whole second) and a random
+// jti. typ is the header's typ
 // ("JWT" for access tokens). It returns the token and its expiry.
 func (k *Key) Mint(snapshot []byte, typ string, now time.Time, ttl time.Duration) (string, time.Time, error) {
 	if !k.CanSign() {
@@ -31,7 +32,12 @@ func (k *Key) Mint(snapshot []byte, typ string, now time.Time, ttl time.Duration
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", time.Time{}, err
 	}
-	exp := now.Add(ttl).Truncate(time.Second)
+	// NumericDate has whole seconds: round exp up, so that a token lives at
+	// least ttl (a short ttl truncated would lose up to a second of it).
+	exp := now.Add(ttl)
+	if exp.Nanosecond() != 0 {
+		exp = exp.Truncate(time.Second).Add(time.Second)
+	}
 	claims["iat"] = json.RawMessage(strconv.FormatInt(now.Unix(), 10))
 	claims["exp"] = json.RawMessage(strconv.FormatInt(exp.Unix(), 10))
 	claims["jti"] = json.RawMessage(`"` + hex.EncodeToString(jti[:]) + `"`)
