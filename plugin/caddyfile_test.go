@@ -109,6 +109,7 @@ func TestUnmarshalCaddyfile_SessionAndStore(t *testing.T) {
 			body_fields
 			refresh_header X-Refresh-Token
 			allowed_origins https://app.example https://admin.example
+			access_token_header X-New-Token
 		}
 		store redis redis://:pw@10.0.0.1:6379/2 10.0.0.2:6379 {
 			master_name leasing
@@ -131,7 +132,8 @@ func TestUnmarshalCaddyfile_SessionAndStore(t *testing.T) {
 		Lifetime: caddy.Duration(7 * 24 * time.Hour), ReuseGrace: caddy.Duration(5 * time.Second),
 		Cookie:     CookieConfig{Name: "rt", Path: "/auth", Domain: "app.example", SameSite: "lax"},
 		BodyFields: true, RefreshHeader: "X-Refresh-Token",
-		AllowedOrigins: []string{"https://app.example", "https://admin.example"},
+		AllowedOrigins:    []string{"https://app.example", "https://admin.example"},
+		AccessTokenHeader: "X-New-Token",
 	}
 	if !reflect.DeepEqual(g.Session, wantSession) {
 		t.Errorf("session:\n got %+v\nwant %+v", g.Session, wantSession)
@@ -167,6 +169,7 @@ func TestUnmarshalCaddyfile_SessionAndStoreErrors(t *testing.T) {
 		{"session {\n cookie\n}", "cookie: want"},
 		{"session {\n body_fields yes\n}", "wrong argument count"},
 		{"session {\n allowed_origins\n}", "wrong argument count"},
+		{"session {\n access_token_header\n}", "wrong argument count"},
 		{"store", "store: want"},
 		{"store postgres", "unknown type \"postgres\""},
 		{"store memory extra", "wrong argument count"},
