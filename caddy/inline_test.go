@@ -287,3 +287,28 @@ func TestForward_UpstreamUnauthorizedIsCountedAndPassedOn(t *testing.T) {
 		t.Fatalf("upstream_unauthorized_total grew by %v, want 1", d)
 	}
 }
+
+// TestInline_ExpiredSessionIsRefused: the session's idle timeout passed
+// before the client came back.
+func TestInline_ExpiredSessionIsRefused(t *testing.T) {
+	up := newUpstream(t, leasing.Config{AccessTTL: loginTTL})
+	t.Setenv("TG_IT_SECRET", string(apiSecret))
+	s := loadSite(t, strings.Replace(inlineBody(up, "store memory", "1m"), "refresh_header X-Refresh-Token",
+		"refresh_header X-Refresh-Token\n\t\t\tidle 1200ms\n\t\t\tlifetime 1h", 1))
+	before := scrape(t)
+	old, refresh, _ := s.loginSession("idle.inline@example.com")
+	time.Sleep(1300 * time.Millisecond)
+	res := s.do(http.MethodGet, "/leasing/renewals", nil, "Authorization", "Bearer "+old, "Cookie", "tg_refresh="+refresh)
+	if res.status != http.StatusUnauthorized || res.json(t)["reason"] != "session_ended" {
+		t.Fatalf("idle session: %d %s", res.status, res.body)
+	}
+	m := scrape(t)
+	if d := metricValue(m, "caddy_tokengate_refreshes_total", "mode", "inline", "result", "idle") -
+		metricValue(before, "caddy_tokengate_refreshes_total", "mode", "inline", "result", "idle"); d != 1 {
+		t.Fatalf("refreshes_total{inline,idle} grew by %v", d)
+	}
+	if d := metricValue(m, "caddy_tokengate_sessions_ended_total", "reason", "idle") -
+		metricValue(before, "caddy_tokengate_sessions_ended_total", "reason", "idle"); d != 1 {
+		t.Fatalf("sessions_ended_total{idle} grew by %v", d)
+	}
+}
