@@ -88,7 +88,7 @@ var (
 	// EndReasons are why sessions end.
 	EndReasons = []string{"logout", "reuse", "idle", "lifetime"}
 	// StoreOps are the store operations timed.
-	StoreOps = []string{"create", "get", "rotate", "peek", "delete"}
+	StoreOps = []string{"create", "get", "rotate", "peek", "delete", "put_grant", "get_grant", "shorten_grant"}
 )
 
 // lifetimeBuckets span 1 minute to 8 hours: the API's 1h token, the 8h

@@ -11,7 +11,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-var familiesBucket = []byte("families")
+var (
+	familiesBucket = []byte("families")
+	grantsBucket   = []byte("grants")
+)
 
 // File keeps families in a bbolt file: one process at a time, surviving
 // restarts and config reloads. Each operation is one bbolt transaction.
@@ -37,7 +40,10 @@ func OpenFile(path string, now func() time.Time, sweep time.Duration) (*File, er
 		return nil, fmt.Errorf("opening session store %s (is another process using it?): %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(familiesBucket)
+		if _, err := tx.CreateBucketIfNotExists(familiesBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(grantsBucket)
 		return err
 	}); err != nil {
 		db.Close()
@@ -88,9 +94,84 @@ func (s *File) Sweep() (int, error) {
 			}
 		}
 		n = len(ended)
+		gb := tx.Bucket(grantsBucket)
+		var gone [][]byte
+		err = gb.ForEach(func(k, v []byte) error {
+			var g JobGrant
+			if json.Unmarshal(v, &g) != nil || !now.Before(g.Expires) {
+				gone = append(gone, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range gone {
+			if err := gb.Delete(k); err != nil {
+				return err
+			}
+		}
+		n += len(gone)
 		return nil
 	})
 	return n, err
+}
+
+// PutGrant implements Store.
+func (s *File) PutGrant(_ context.Context, g *JobGrant) error {
+	v, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(grantsBucket).Put([]byte(g.ID), v)
+	})
+}
+
+func getGrant(b *bolt.Bucket, id string) (*JobGrant, error) {
+	v := b.Get([]byte(id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	var g JobGrant
+	if err := json.Unmarshal(v, &g); err != nil {
+		return nil, fmt.Errorf("decoding job grant: %w", err)
+	}
+	return &g, nil
+}
+
+// GetGrant implements Store.
+func (s *File) GetGrant(_ context.Context, id string, now time.Time) (*JobGrant, error) {
+	var g *JobGrant
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		g, err = getGrant(tx.Bucket(grantsBucket), id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return liveGrant(g, now)
+}
+
+// ShortenGrant implements Store.
+func (s *File) ShortenGrant(_ context.Context, id string, until time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(grantsBucket)
+		g, err := getGrant(b, id)
+		if err == ErrNotFound || (err == nil && !until.Before(g.Expires)) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		g.Expires = until
+		v, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), v)
+	})
 }
 
 func put(b *bolt.Bucket, f *Family) error {

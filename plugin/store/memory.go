@@ -11,6 +11,7 @@ import (
 type Memory struct {
 	mu     sync.Mutex
 	fams   map[string]*Family
+	grants map[string]*JobGrant
 	now    func() time.Time
 	writes int
 }
@@ -21,7 +22,7 @@ func NewMemory(now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{fams: map[string]*Family{}, now: now}
+	return &Memory{fams: map[string]*Family{}, grants: map[string]*JobGrant{}, now: now}
 }
 
 func clone(f *Family) *Family {
@@ -60,6 +61,43 @@ func (m *Memory) sweepLocked() {
 			delete(m.fams, id)
 		}
 	}
+	for id, g := range m.grants {
+		if !now.Before(g.Expires) {
+			delete(m.grants, id)
+		}
+	}
+}
+
+// PutGrant implements Store.
+func (m *Memory) PutGrant(_ context.Context, g *JobGrant) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := *g
+	m.grants[g.ID] = &c
+	m.sweepLocked()
+	return nil
+}
+
+// GetGrant implements Store.
+func (m *Memory) GetGrant(_ context.Context, id string, now time.Time) (*JobGrant, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, err := liveGrant(m.grants[id], now)
+	if err != nil {
+		return nil, err
+	}
+	c := *g
+	return &c, nil
+}
+
+// ShortenGrant implements Store.
+func (m *Memory) ShortenGrant(_ context.Context, id string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if g, ok := m.grants[id]; ok && until.Before(g.Expires) {
+		g.Expires = until
+	}
+	return nil
 }
 
 // Get implements Store.

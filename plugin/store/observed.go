@@ -7,7 +7,7 @@ import (
 )
 
 // Observer is told of every store operation: its name (create, get, rotate,
-// peek, delete), how long it took, and its error when the store failed (never
+// peek, delete, put_grant, get_grant, shorten_grant), how long it took, and its error when the store failed (never
 // ErrNotFound or ErrExists, which are answers, not failures).
 type Observer func(op string, took time.Duration, failure error)
 
@@ -58,5 +58,26 @@ func (o observed) Delete(ctx context.Context, id string) error {
 	start := time.Now()
 	err := o.Store.Delete(ctx, id)
 	o.report("delete", start, err)
+	return err
+}
+
+func (o observed) PutGrant(ctx context.Context, g *JobGrant) error {
+	start := time.Now()
+	err := o.Store.PutGrant(ctx, g)
+	o.report("put_grant", start, err)
+	return err
+}
+
+func (o observed) GetGrant(ctx context.Context, id string, now time.Time) (*JobGrant, error) {
+	start := time.Now()
+	g, err := o.Store.GetGrant(ctx, id, now)
+	o.report("get_grant", start, err)
+	return g, err
+}
+
+func (o observed) ShortenGrant(ctx context.Context, id string, until time.Time) error {
+	start := time.Now()
+	err := o.Store.ShortenGrant(ctx, id, until)
+	o.report("shorten_grant", start, err)
 	return err
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -213,6 +214,62 @@ func (s *Redis) Peek(ctx context.Context, id string, bridgeKey []byte, now time.
 func (s *Redis) Delete(ctx context.Context, id string) error {
 	if err := s.client.Del(ctx, s.key(id)).Err(); err != nil {
 		return fmt.Errorf("redis delete: %w", err)
+	}
+	return nil
+}
+
+func (s *Redis) grantKey(id string) string { return s.prefix + "job:{" + id + "}" }
+
+// PutGrant implements Store: one SET with the grant's expiry.
+func (s *Redis) PutGrant(ctx context.Context, g *JobGrant) error {
+	v, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if err := s.client.Set(ctx, s.grantKey(g.ID), v, 0).Err(); err != nil {
+		return fmt.Errorf("redis put grant: %w", err)
+	}
+	if err := s.client.PExpireAt(ctx, s.grantKey(g.ID), g.Expires).Err(); err != nil {
+		return fmt.Errorf("redis put grant: %w", err)
+	}
+	return nil
+}
+
+// GetGrant implements Store.
+func (s *Redis) GetGrant(ctx context.Context, id string, now time.Time) (*JobGrant, error) {
+	v, err := s.client.Get(ctx, s.grantKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis get grant: %w", err)
+	}
+	var g JobGrant
+	if err := json.Unmarshal(v, &g); err != nil {
+		return nil, fmt.Errorf("decoding job grant: %w", err)
+	}
+	return liveGrant(&g, now)
+}
+
+// shortenScript lowers a grant's expiry, in the value and the key's TTL.
+// ARGV: until (ms), until (RFC 3339, as the JSON holds it), now (ms).
+var shortenScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local g = cjson.decode(v)
+local limit = tonumber(ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl >= 0 and tonumber(ARGV[3]) + ttl <= limit then return 0 end
+g['expires'] = ARGV[2]
+redis.call('SET', KEYS[1], cjson.encode(g), 'KEEPTTL')
+redis.call('PEXPIREAT', KEYS[1], limit)
+return 1`)
+
+// ShortenGrant implements Store.
+func (s *Redis) ShortenGrant(ctx context.Context, id string, until time.Time) error {
+	err := shortenScript.Run(ctx, s.client, []string{s.grantKey(id)}, ms(until), until.Format(time.RFC3339Nano), ms(time.Now())).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("redis shorten grant: %w", err)
 	}
 	return nil
 }

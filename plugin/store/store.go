@@ -163,6 +163,14 @@ type Store interface {
 	Peek(ctx context.Context, id string, bridgeKey []byte, now time.Time) (Result, error)
 	// Delete removes a family (logout); deleting a missing one is not an error.
 	Delete(ctx context.Context, id string) error
+
+	// PutGrant stores (or replaces) a job grant until its Expires.
+	PutGrant(ctx context.Context, g *JobGrant) error
+	// GetGrant returns a job grant live at now, or ErrNotFound.
+	GetGrant(ctx context.Context, id string, now time.Time) (*JobGrant, error)
+	// ShortenGrant moves a grant's expiry to until if that is sooner (a job
+	// reported a terminal state); a missing grant is not an error.
+	ShortenGrant(ctx context.Context, id string, until time.Time) error
 	// Close releases the store's resources.
 	Close() error
 }

@@ -268,6 +268,45 @@ func Run(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("JobGrants", func(t *testing.T) {
+		s := open(t)
+		g := &store.JobGrant{ID: "grant-1", JobID: "job_42", Subject: "user-1", Claims: []byte(`{"sub":"user-1"}`),
+			Alg: "HS256", KID: "k1", Created: t0, Expires: t0.Add(48 * time.Hour)}
+		if err := s.PutGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetGrant(ctx, "grant-1", t0.Add(time.Hour))
+		if err != nil || got.JobID != "job_42" || got.Subject != "user-1" || !bytes.Equal(got.Claims, g.Claims) ||
+			got.Alg != "HS256" || got.KID != "k1" || !got.Expires.Equal(g.Expires) {
+			t.Fatalf("grant round trip: %+v %v", got, err)
+		}
+		if _, err := s.GetGrant(ctx, "grant-1", t0.Add(48*time.Hour)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("grant past its expiry: %v", err)
+		}
+		if _, err := s.GetGrant(ctx, "nope", t0); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("missing grant: %v", err)
+		}
+		// Shortening moves expiry earlier, never later.
+		if err := s.ShortenGrant(ctx, "grant-1", t0.Add(72*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetGrant(ctx, "grant-1", t0); !got.Expires.Equal(g.Expires) {
+			t.Fatalf("shortening to a later time moved expiry to %v", got.Expires)
+		}
+		if err := s.ShortenGrant(ctx, "grant-1", t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetGrant(ctx, "grant-1", t0.Add(time.Hour)); err != nil || !got.Expires.Equal(t0.Add(2*time.Hour)) {
+			t.Fatalf("after shortening: %+v %v", got, err)
+		}
+		if _, err := s.GetGrant(ctx, "grant-1", t0.Add(2*time.Hour)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("shortened grant still live: %v", err)
+		}
+		if err := s.ShortenGrant(ctx, "nope", t0); err != nil {
+			t.Fatalf("shortening a missing grant: %v", err)
+		}
+	})
+
 	t.Run("ConcurrentRotationsYieldOneSuccessor", func(t *testing.T) {
 		s := open(t)
 		mustCreate(t, s, NewFamily("fam-c", t0))
