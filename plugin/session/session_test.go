@@ -45,7 +45,7 @@ func newEnv(t *testing.T, cfg session.Config) *env {
 	st := store.NewMemory(c.Now)
 	return &env{
 		m:     &session.Manager{Store: st, Keys: ks, Now: c.Now, Config: cfg},
-		v:     &token.Verifier{Keys: ks, Leeway: token.DefaultLeeway, Now: c.Now},
+		v:     &token.Verifier{Keys: ks, Leeway: token.DefaultLeeway, Now: c.Now, RejectTyp: []string{token.JobTokenTyp}},
 		clock: c, store: st,
 	}
 }

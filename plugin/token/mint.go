@@ -1,7 +1,10 @@
 package token
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +12,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // ErrCannotSign: the key has no private half (a public key or a JWKS key).
@@ -59,6 +64,40 @@ func (k *Key) Mint(snapshot []byte, typ string, now time.Time, ttl time.Duration
 		return "", time.Time{}, fmt.Errorf("signing: %w", err)
 	}
 	return in + "." + base64.RawURLEncoding.EncodeToString(sig), exp, nil
+}
+
+// Derive returns an HS256 key, bound to label, derived from k's secret or
+// private key: tokengate signs its own tokens (job tokens) with it, so the
+// API, which knows only k, can never accept them, and every replica
+// configured with k derives the same key.
+func (k *Key) Derive(label, kid string) (*Key, error) {
+	var material []byte
+	switch s := k.sign.(type) {
+	case nil:
+		return nil, ErrCannotSign
+	case []byte:
+		material = s
+	default:
+		der, err := x509.MarshalPKCS8PrivateKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("deriving from %s key: %w", k.Alg, err)
+		}
+		material = der
+	}
+	mac := hmac.New(sha256.New, material)
+	mac.Write([]byte(label))
+	secret := mac.Sum(nil)
+	return &Key{Alg: "HS256", KID: kid, method: jwt.SigningMethodHS256, verify: secret, sign: secret}, nil
+}
+
+// FirstSigner returns the first configured key that can sign, or nil.
+func (ks *KeySet) FirstSigner() *Key {
+	for _, k := range ks.all {
+		if k.CanSign() {
+			return k
+		}
+	}
+	return nil
 }
 
 // SigningKey returns the key to mint with for a session whose login token

@@ -42,6 +42,9 @@ type Verifier struct {
 	// RejectTyp lists typ header values refused with ReasonWrongKind
 	// (tokens tokengate mints for other purposes).
 	RejectTyp []string
+	// RequireTyp, when set, is the only typ header accepted (job tokens);
+	// any other is refused with ReasonWrongKind.
+	RequireTyp string
 	// Cache, when set, remembers verified tokens; see Cache.
 	Cache *Cache
 }
@@ -183,6 +186,9 @@ func (v *Verifier) header(seg string) (*header, *Error) {
 	}
 	if h.Alg == "" {
 		return nil, refuse(ReasonMalformed, "header has no alg")
+	}
+	if v.RequireTyp != "" && !strings.EqualFold(h.Typ, v.RequireTyp) {
+		return nil, refuse(ReasonWrongKind, "not a token of the kind this route takes")
 	}
 	for _, t := range v.RejectTyp {
 		if strings.EqualFold(h.Typ, t) {
