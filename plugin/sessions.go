@@ -23,9 +23,6 @@ import (
 
 // Limits on what tokengate reads into memory.
 const (
-	// maxLoginAnswer caps a login answer tokengate buffers to augment; a
-	// larger one passes through untouched (and opens no session).
-	maxLoginAnswer = 1 << 20
 	// maxRefreshBody caps the body of refresh and logout requests.
 	maxRefreshBody = 8 << 10
 	// retryAfter is the Retry-After of 503 answers when the store is down.
@@ -292,38 +289,22 @@ func (g *Gate) serveLogout(w http.ResponseWriter, r *http.Request) error {
 // answer. Everything else of the API's answer is passed on byte for byte.
 func (g *Gate) serveLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	decidedPublic.Inc()
-	// The answer is edited, so ask the API for it uncompressed.
-	r.Header.Del("Accept-Encoding")
-	buf := new(bytes.Buffer)
-	rec := caddyhttp.NewResponseRecorder(w, buf, func(status int, h http.Header) bool {
-		if status < 200 || status > 299 || h.Get("Content-Encoding") != "" {
-			return false
-		}
-		if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt != "application/json" {
-			return false
-		}
-		n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
-		return err != nil || n <= maxLoginAnswer
-	})
-	if err := next.ServeHTTP(rec, r); err != nil {
+	c, err := captureJSON(w, r, next)
+	if c == nil || err != nil {
 		return err
 	}
-	if !rec.Buffered() {
-		return nil
-	}
-	body := buf.Bytes()
-	raw, ok := loginToken(body, g.Session.Login.Field)
-	if !ok || len(body) > maxLoginAnswer {
+	raw, ok := field(c.body, g.Session.Login.Field)
+	if !ok || c.tooLarge() || len(raw) > token.MaxTokenSize {
 		g.logger.Warn("login answer carries no access token to open a session with; passed on unchanged",
-			zap.String("field", g.Session.Login.Field), zap.Int("bytes", len(body)))
-		return rec.WriteResponse()
+			zap.String("field", g.Session.Login.Field), zap.Int("bytes", len(c.body)))
+		return c.pass()
 	}
 	claims, err := g.verifier.Verify(r.Context(), raw)
 	if err != nil {
 		// The API signed a token tokengate cannot verify: keys differ.
 		g.logger.Error("the API's login token does not verify with tokengate's keys; no session opened",
 			zap.Error(err), zap.String("token_fp", fingerprint(raw)))
-		return rec.WriteResponse()
+		return c.pass()
 	}
 	grant, err := g.sessions.Open(r.Context(), claims)
 	if errors.Is(err, session.ErrUnavailable) {
@@ -333,9 +314,10 @@ func (g *Gate) serveLogin(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	if err != nil {
 		g.logger.Error("opening session", zap.Error(err))
-		return rec.WriteResponse()
+		return c.pass()
 	}
 	collectors.SessionsStarted.Inc()
+	body := c.body
 	if g.Session.BodyFields {
 		extra := fmt.Appendf(nil, `{"refresh_token":%q,"refresh_expires_in":%d}`,
 			grant.RefreshToken, int64(time.Until(grant.RefreshExpires).Seconds()))
@@ -346,24 +328,8 @@ func (g *Gate) serveLogin(w http.ResponseWriter, r *http.Request, next caddyhttp
 		}
 	}
 	g.setRefreshCookie(w, grant.RefreshToken, grant.RefreshExpires)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(rec.Status())
-	_, err = w.Write(body)
-	return err
-}
-
-// loginToken returns the top-level string field of a JSON object.
-func loginToken(body []byte, field string) (string, bool) {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) != nil {
-		return "", false
-	}
-	var s string
-	if json.Unmarshal(obj[field], &s) != nil || s == "" || len(s) > token.MaxTokenSize {
-		return "", false
-	}
-	return s, true
+	return c.send(w, body)
 }
 
 // spliceFields adds the members of extra (a JSON object) to the JSON object
