@@ -73,7 +73,17 @@ type Set struct {
 	// had authorized: a sign that the API and tokengate disagree on keys
 	// (caddy_tokengate_upstream_unauthorized_total).
 	UpstreamUnauthorized prometheus.Counter
+	// JobGrants counts job grants recorded at job start
+	// (caddy_tokengate_job_grants_total).
+	JobGrants prometheus.Counter
+	// JobStatusRequests counts authorized job status requests by how they
+	// were authorized (caddy_tokengate_job_status_requests_total).
+	JobStatusRequests *prometheus.CounterVec
 }
+
+// JobStatusAuths are the label values of JobStatusRequests: a valid (or
+// inline-refreshed) access token, a job token, the owner's expired token.
+var JobStatusAuths = []string{"access", "job_token", "expired_owner"}
 
 // Label values of the session metrics.
 var (
@@ -154,6 +164,17 @@ func New(reasons []string) *Set {
 		Namespace: namespace, Subsystem: subsystem, Name: "upstream_unauthorized_total",
 		Help: "Upstream 401 answers to requests tokengate authorized: tokengate and the API disagree on keys or claims.",
 	})
+	s.JobGrants = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "job_grants_total",
+		Help: "Job grants recorded when a long-running job started.",
+	})
+	s.JobStatusRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: "job_status_requests_total",
+		Help: "Job status requests let through, by how they were authorized (access, job_token, expired_owner).",
+	}, []string{"auth"})
+	for _, a := range JobStatusAuths {
+		s.JobStatusRequests.WithLabelValues(a)
+	}
 	for _, m := range RefreshModes {
 		for _, r := range RefreshResults {
 			s.Refreshes.WithLabelValues(m, r)
@@ -178,7 +199,7 @@ func New(reasons []string) *Set {
 func (s *Set) collectors() []prometheus.Collector {
 	return []prometheus.Collector{s.Rejections, s.Decisions, s.TokenRemaining, s.ExpiredTokenAge, s.WeakKey,
 		s.Refreshes, s.ReuseDetected, s.SessionsStarted, s.SessionsEnded, s.StoreErrors, s.StoreDuration,
-		s.LogoutsPrevented, s.UpstreamUnauthorized}
+		s.LogoutsPrevented, s.UpstreamUnauthorized, s.JobGrants, s.JobStatusRequests}
 }
 
 // Register adds every collector to reg. A collector already there (the same

@@ -57,6 +57,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        allowed_origins <origin...>   # browser origins allowed to use the cookie
 //	        access_token_header <name>    # inline refresh answer header, default X-Access-Token
 //	    }
+//	    job <METHOD> <path> {             # repeatable: one per kind of long-running job
+//	        status <METHOD> <path-with-{id}>   # required, e.g. GET /leasing/renewals/sync/{id}
+//	        id_field <name>               # default jobId
+//	        ttl <duration>                # default 48h
+//	        token_header <name>           # default X-Job-Token
+//	        body_field <name>             # also put the job token in the JSON answer
+//	        allow_expired_owner           # the owner's expired token may poll while the grant lives
+//	        done_field <name>             # e.g. status
+//	        done_values <value...>        # e.g. completed failed
+//	        done_after <duration>         # grant ends this long after a done value; default 10m
+//	    }
 //	    store file [path] | memory | redis <address...> {
 //	        master_name <name>            # Sentinel
 //	        cluster                       # Cluster with one address
@@ -152,6 +163,12 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.Session = sc
+		case "job":
+			j, err := parseJob(d)
+			if err != nil {
+				return err
+			}
+			g.Jobs = append(g.Jobs, *j)
 		case "store":
 			st, err := parseStore(d)
 			if err != nil {
@@ -243,6 +260,56 @@ func parseSession(d *caddyfile.Dispenser) (*SessionConfig, error) {
 		}
 	}
 	return sc, nil
+}
+
+// parseJob reads `job <METHOD> <path> { ... }`.
+func parseJob(d *caddyfile.Dispenser) (*JobConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return nil, d.Errf("job: want `job <METHOD> <path> { status <METHOD> <path-with-{id}> ... }`")
+	}
+	j := &JobConfig{Method: strings.ToUpper(args[0]), Path: args[1]}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		var err error
+		switch sub {
+		case "status":
+			a := d.RemainingArgs()
+			if len(a) != 2 {
+				return nil, d.Errf("status: want `status <METHOD> <path-with-{id}>`")
+			}
+			j.StatusMethod, j.StatusPath = strings.ToUpper(a[0]), a[1]
+		case "id_field":
+			err = oneArg(d, &j.IDField)
+		case "ttl":
+			err = parseDuration(d, &j.TTL)
+		case "token_header":
+			err = oneArg(d, &j.TokenHeader)
+		case "body_field":
+			err = oneArg(d, &j.BodyField)
+		case "allow_expired_owner":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			j.AllowExpiredOwner = true
+		case "done_field":
+			err = oneArg(d, &j.DoneField)
+		case "done_values":
+			vals := d.RemainingArgs()
+			if len(vals) == 0 {
+				return nil, d.ArgErr()
+			}
+			j.DoneValues = append(j.DoneValues, vals...)
+		case "done_after":
+			err = parseDuration(d, &j.DoneAfter)
+		default:
+			return nil, d.Errf("unrecognized job subdirective '%s'", sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return j, nil
 }
 
 // parseStore reads `store memory`, `store file [path]` or

@@ -53,6 +53,11 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 			return next.ServeHTTP(w, r)
 		}
 	}
+	if len(g.Jobs) > 0 {
+		if j, id := g.jobStatusRoute(r); j != nil {
+			return g.serveJobStatus(w, r, next, j, id)
+		}
+	}
 
 	raw, err := g.extract(r)
 	var claims *token.Claims
@@ -71,7 +76,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	decidedAllowed.Inc()
 	collectors.TokenRemaining.Observe(time.Until(claims.ExpiresAt).Seconds())
 	g.setIdentity(r, claims)
-	return g.forward(w, r, next)
+	return g.pass(w, r, next, claims)
 }
 
 func isExpired(err error) bool {
@@ -98,12 +103,16 @@ func (s *statusWriter) WriteHeader(code int) {
 func (g *Gate) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := next.ServeHTTP(sw, r)
+	g.noteUpstream401(sw, r)
+	return err
+}
+
+func (g *Gate) noteUpstream401(sw *statusWriter, r *http.Request) {
 	if sw.status == http.StatusUnauthorized {
 		collectors.UpstreamUnauthorized.Inc()
 		g.logger.Warn("the upstream answered 401 to a request tokengate authorized; do tokengate and the API use the same keys?",
 			zap.String("path", r.URL.Path))
 	}
-	return err
 }
 
 // extract finds the access token in the configured sources. A source that is

@@ -90,5 +90,5 @@ func (g *Gate) serveInline(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if fromCookie && grant.RefreshToken != ref {
 		g.setRefreshCookie(w, grant.RefreshToken, grant.RefreshExpires)
 	}
-	return g.forward(w, r, next)
+	return g.pass(w, r, next, expired)
 }

@@ -45,7 +45,8 @@ func reasonLabels() []string {
 	for _, r := range token.Reasons {
 		out = append(out, string(r))
 	}
-	return append(out, reasonSubjectMismatch, reasonRevoked, reasonSessionEnded, reasonStaleSession)
+	return append(out, reasonSubjectMismatch, reasonRevoked, reasonSessionEnded, reasonStaleSession,
+		reasonWrongJob, reasonJobEnded)
 }
 
 // The verified-token cache: tokens remembered per handler, and how long one
@@ -105,11 +106,16 @@ type Gate struct {
 	// API's login answer, a refresh route and a logout route.
 	Session *SessionConfig `json:"session,omitempty"`
 
-	// Store keeps sessions. Default: the file store.
+	// Jobs are long-running job kinds whose status polling outlives the
+	// owner's access token (job grants and job tokens).
+	Jobs []JobConfig `json:"jobs,omitempty"`
+
+	// Store keeps sessions and job grants. Default: the file store.
 	Store *StoreConfig `json:"store,omitempty"`
 
 	verifier     *token.Verifier
 	sessions     *session.Manager
+	jobs         *session.Jobs
 	inflight     *singleflight.Group
 	storeKey     string
 	public       caddyhttp.MatchPath
@@ -285,7 +291,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		Cache: token.NewCache(verifiedCacheSize, verifiedCacheAge),
 	}
 
-	if g.Session != nil {
+	if g.Session != nil || len(g.Jobs) > 0 {
 		if err := g.provisionSessions(ks); err != nil {
 			return err
 		}
@@ -311,8 +317,28 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// provisionSessions sets session defaults and opens the store.
+// provisionSessions opens the store and sets up sessions and job grants.
 func (g *Gate) provisionSessions(ks *token.KeySet) error {
+	if g.Store == nil {
+		g.Store = &StoreConfig{}
+	}
+	st, key, err := openStore(*g.Store)
+	if err != nil {
+		return fmt.Errorf("session store: %w", err)
+	}
+	g.storeKey = key
+	st = store.Observe(st, observeStore)
+	if len(g.Jobs) > 0 {
+		for i := range g.Jobs {
+			g.Jobs[i].provision()
+		}
+		if g.jobs, err = session.NewJobs(st, ks, time.Duration(*g.Leeway)); err != nil && !errors.Is(err, token.ErrCannotSign) {
+			return err
+		}
+	}
+	if g.Session == nil {
+		return nil
+	}
 	sc := g.Session
 	if sc.Login.Method == "" {
 		sc.Login.Method = http.MethodPost
@@ -341,17 +367,9 @@ func (g *Gate) provisionSessions(ks *token.KeySet) error {
 	if sc.AccessTokenHeader == "" {
 		sc.AccessTokenHeader = "X-Access-Token"
 	}
-	if g.Store == nil {
-		g.Store = &StoreConfig{}
-	}
-	st, key, err := openStore(*g.Store)
-	if err != nil {
-		return fmt.Errorf("session store: %w", err)
-	}
-	g.storeKey = key
 	g.inflight = new(singleflight.Group)
 	g.sessions = &session.Manager{
-		Store: store.Observe(st, observeStore),
+		Store: st,
 		Keys:  ks,
 		Config: session.Config{
 			AccessTTL: time.Duration(sc.AccessTTL), Idle: time.Duration(sc.Idle),
@@ -373,6 +391,13 @@ func (g *Gate) Validate() error {
 	var errs []error
 	if g.Session != nil {
 		errs = append(errs, g.validateSessions()...)
+	}
+	for i := range g.Jobs {
+		errs = append(errs, g.Jobs[i].validate(i)...)
+	}
+	if len(g.Jobs) > 0 && g.jobs == nil {
+		errs = append(errs, errors.New("job: a signing key is required to mint access tokens for a job's owner "+
+			"(an HMAC secret or a private key, the one the API signs with)"))
 	}
 	if len(g.Keys) == 0 && len(g.JWKSURLs) == 0 {
 		errs = append(errs, errors.New("no key: add `key <alg> <secret-or-pem-file>` or `jwks <url>`"))
