@@ -191,3 +191,51 @@ func durationPtr(d time.Duration) *caddy.Duration {
 	c := caddy.Duration(d)
 	return &c
 }
+
+func TestUnmarshalCaddyfile_Jobs(t *testing.T) {
+	t.Parallel()
+	d := caddyfile.NewTestDispenser(`tokengate {
+		key HS256 {env.JWT_SECRET}
+		job post /leasing/renewals/sync {
+			status get /leasing/renewals/sync/{id}
+			id_field id
+			ttl 72h
+			token_header X-Sync-Token
+			body_field jobToken
+			allow_expired_owner
+			done_field status
+			done_values completed failed
+			done_after 2m
+		}
+		job POST /reports {
+			status GET /reports/{id}/status
+		}
+	}`)
+	var g Gate
+	if err := g.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	want := []JobConfig{{
+		Method: "POST", Path: "/leasing/renewals/sync", StatusMethod: "GET", StatusPath: "/leasing/renewals/sync/{id}",
+		IDField: "id", TTL: caddy.Duration(72 * time.Hour), TokenHeader: "X-Sync-Token", BodyField: "jobToken",
+		AllowExpiredOwner: true, DoneField: "status", DoneValues: []string{"completed", "failed"},
+		DoneAfter: caddy.Duration(2 * time.Minute),
+	}, {Method: "POST", Path: "/reports", StatusMethod: "GET", StatusPath: "/reports/{id}/status"}}
+	if !reflect.DeepEqual(g.Jobs, want) {
+		t.Fatalf("jobs:\n got %+v\nwant %+v", g.Jobs, want)
+	}
+	for _, tc := range []struct{ input, want string }{
+		{"job /sync {\n}", "job: want"},
+		{"job POST /sync {\n stats GET /s/{id}\n}", "unrecognized job subdirective 'stats'"},
+		{"job POST /sync {\n status /s/{id}\n}", "status: want"},
+		{"job POST /sync {\n ttl forever\n}", "ttl"},
+		{"job POST /sync {\n done_values\n}", "wrong argument count"},
+		{"job POST /sync {\n allow_expired_owner yes\n}", "wrong argument count"},
+	} {
+		var g Gate
+		err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser("tokengate {\n" + tc.input + "\n}"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want it to contain %q", tc.input, err, tc.want)
+		}
+	}
+}

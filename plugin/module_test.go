@@ -133,3 +133,31 @@ func TestProvisionValidate_SessionErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestProvisionValidate_JobErrors(t *testing.T) {
+	t.Parallel()
+	key := []KeyConfig{{Alg: "HS256", Secret: strongSecret}}
+	mem := &StoreConfig{Type: "memory"}
+	keys := tokentest.NewKeys(t)
+	status := "/leasing/renewals/sync/{id}"
+	for _, tc := range []struct {
+		name string
+		g    Gate
+		want string
+	}{
+		{"no status", Gate{Keys: key, Store: mem, Jobs: []JobConfig{{Path: "/sync"}}}, "`status <METHOD> <path>` is required"},
+		{"status without id", Gate{Keys: key, Store: mem, Jobs: []JobConfig{{Path: "/sync", StatusPath: "/sync/status"}}}, "{id} once"},
+		{"start not a path", Gate{Keys: key, Store: mem, Jobs: []JobConfig{{Path: "sync", StatusPath: status}}}, "must be a path"},
+		{"done field alone", Gate{Keys: key, Store: mem, Jobs: []JobConfig{{Path: "/sync", StatusPath: status, DoneField: "status"}}}, "go together"},
+		{"bad header", Gate{Keys: key, Store: mem, Jobs: []JobConfig{{Path: "/sync", StatusPath: status, TokenHeader: "X Job"}}}, "not a header name"},
+		{"verify-only key", Gate{Keys: []KeyConfig{{Alg: "RS256", File: string(keys.RSAPub)}}, Store: mem,
+			Jobs: []JobConfig{{Path: "/sync", StatusPath: status}}}, "job: a signing key is required"},
+	} {
+		g := tc.g
+		err := provision(t, &g)
+		_ = g.Cleanup()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", tc.name, err, tc.want)
+		}
+	}
+}
