@@ -274,3 +274,16 @@ func (s *File) Close() error {
 }
 
 var _ Store = (*File)(nil)
+
+// Each implements Lister.
+func (s *File) Each(_ context.Context, fn func(*Family) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(familiesBucket).ForEach(func(k, v []byte) error {
+			var f Family
+			if err := json.Unmarshal(v, &f); err != nil {
+				return fmt.Errorf("decoding session family: %w", err)
+			}
+			return fn(&f)
+		})
+	})
+}

@@ -160,3 +160,19 @@ func (m *Memory) Len() int {
 func (m *Memory) Close() error { return nil }
 
 var _ Store = (*Memory)(nil)
+
+// Each implements Lister.
+func (m *Memory) Each(_ context.Context, fn func(*Family) error) error {
+	m.mu.Lock()
+	fams := make([]*Family, 0, len(m.fams))
+	for _, f := range m.fams {
+		fams = append(fams, clone(f))
+	}
+	m.mu.Unlock()
+	for _, f := range fams {
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -283,3 +283,29 @@ func (s *Redis) Close() error {
 }
 
 var _ Store = (*Redis)(nil)
+
+// Each implements Lister with SCAN, on every master of a Cluster.
+func (s *Redis) Each(ctx context.Context, fn func(*Family) error) error {
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, s.prefix+"fam:*", 500).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			id := strings.TrimSuffix(strings.TrimPrefix(key, s.prefix+"fam:{"), "}")
+			h, err := c.HGetAll(ctx, key).Result()
+			if err != nil {
+				return fmt.Errorf("redis list: %w", err)
+			}
+			if len(h) == 0 {
+				continue
+			}
+			if err := fn(fromHash(id, h)); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	}
+	return scan(ctx, s.client)
+}

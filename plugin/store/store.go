@@ -256,3 +256,24 @@ func (f *Family) Expiry() time.Time {
 	}
 	return f.Deadline()
 }
+
+// Lister walks every family of a store, for operators' tools.
+type Lister interface {
+	Each(ctx context.Context, fn func(*Family) error) error
+}
+
+// Families returns the families of subject; the store must be a Lister.
+func Families(ctx context.Context, s Store, subject string) ([]*Family, error) {
+	l, ok := s.(Lister)
+	if !ok {
+		return nil, errors.New("this store cannot list sessions")
+	}
+	var out []*Family
+	err := l.Each(ctx, func(f *Family) error {
+		if f.Subject == subject {
+			out = append(out, f)
+		}
+		return nil
+	})
+	return out, err
+}

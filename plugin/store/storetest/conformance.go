@@ -307,6 +307,27 @@ func Run(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("ListsFamiliesOfASubject", func(t *testing.T) {
+		s := open(t)
+		for i, sub := range []string{"alice", "bob", "alice"} {
+			f := NewFamily(fmt.Sprintf("fam-s%d", i), t0)
+			f.Subject = sub
+			mustCreate(t, s, f)
+		}
+		fams, err := store.Families(ctx, s, "alice")
+		if err != nil || len(fams) != 2 {
+			t.Fatalf("alice's families: %d %v", len(fams), err)
+		}
+		for _, f := range fams {
+			if f.Subject != "alice" || (f.ID != "fam-s0" && f.ID != "fam-s2") {
+				t.Fatalf("listed %+v", f)
+			}
+		}
+		if fams, _ := store.Families(ctx, s, "carol"); len(fams) != 0 {
+			t.Fatalf("carol has %d families", len(fams))
+		}
+	})
+
 	t.Run("ConcurrentRotationsYieldOneSuccessor", func(t *testing.T) {
 		s := open(t)
 		mustCreate(t, s, NewFamily("fam-c", t0))
