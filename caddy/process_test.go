@@ -37,17 +37,23 @@ type caddyProc struct {
 // port; dataDir is its HOME and XDG dirs, kept across restarts.
 func startCaddy(t *testing.T, dataDir, body string, env ...string) *caddyProc {
 	t.Helper()
-	if _, err := buildCaddy(); err != nil {
-		t.Fatal(err)
-	}
 	port := freePort()
 	cfg := filepath.Join(t.TempDir(), "Caddyfile")
 	content := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\nhttp://127.0.0.1:%d {\n%s\n}\n", port, body)
 	if err := os.WriteFile(cfg, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &caddyProc{t: t, config: cfg, dataDir: dataDir, env: env,
-		site: &site{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port)}}
+	return startCaddyFile(t, dataDir, cfg, fmt.Sprintf("http://127.0.0.1:%d", port), env...)
+}
+
+// startCaddyFile runs bin/caddy with an existing config file whose site
+// answers at base.
+func startCaddyFile(t *testing.T, dataDir, cfg, base string, env ...string) *caddyProc {
+	t.Helper()
+	if _, err := buildCaddy(); err != nil {
+		t.Fatal(err)
+	}
+	p := &caddyProc{t: t, config: cfg, dataDir: dataDir, env: env, site: &site{t: t, base: base}}
 	p.start()
 	t.Cleanup(p.stop)
 	return p
@@ -62,6 +68,7 @@ func (p *caddyProc) start() {
 	}
 	p.log = log
 	p.cmd = exec.Command(bin, "run", "--config", p.config, "--adapter", "caddyfile")
+	p.cmd.Dir = filepath.Dir(p.config)
 	p.cmd.Env = append(os.Environ(), "HOME="+p.dataDir, "XDG_DATA_HOME="+p.dataDir, "XDG_CONFIG_HOME="+p.dataDir)
 	p.cmd.Env = append(p.cmd.Env, p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
