@@ -312,3 +312,19 @@ func TestInline_ExpiredSessionIsRefused(t *testing.T) {
 		t.Fatalf("sessions_ended_total{idle} grew by %v", d)
 	}
 }
+
+// TestInline_TokenInsideTheLeewayIsRefreshedNotForwarded: with the default
+// 30s leeway a token just past its exp still verifies, but the API checks
+// exp itself; with a refresh credential tokengate refreshes it instead of
+// forwarding a token the API would refuse.
+func TestInline_TokenInsideTheLeewayIsRefreshedNotForwarded(t *testing.T) {
+	up := newUpstream(t, leasing.Config{AccessTTL: loginTTL})
+	t.Setenv("TG_IT_SECRET", string(apiSecret))
+	s := loadSite(t, strings.Replace(inlineBody(up, "store memory", "1m"), "leeway 0s", "", 1))
+	old, refresh, _ := s.loginSession("leeway@example.com")
+	time.Sleep(loginTTL + 100*time.Millisecond)
+	res := s.do(http.MethodGet, "/leasing/renewals", nil, "Authorization", "Bearer "+old, "Cookie", "tg_refresh="+refresh)
+	if res.status != http.StatusOK || res.header.Get("X-Access-Token") == "" {
+		t.Fatalf("token inside the leeway with a cookie: %d %s", res.status, res.body)
+	}
+}

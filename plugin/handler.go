@@ -73,11 +73,21 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return g.reject(w, r, raw, claims, err)
 	}
 
+	if g.sessions != nil && pastExp(claims) {
+		// Inside the leeway but past exp: the API checks exp itself and
+		// would refuse it, so refresh now if the request can be refreshed.
+		if ref, fromCookie := g.inlineCredential(r); ref != "" {
+			return g.serveInline(w, r, next, raw, claims, ref, fromCookie)
+		}
+	}
 	decidedAllowed.Inc()
 	collectors.TokenRemaining.Observe(time.Until(claims.ExpiresAt).Seconds())
 	g.setIdentity(r, claims)
 	return g.pass(w, r, next, claims)
 }
+
+// pastExp reports a token accepted only thanks to the leeway.
+func pastExp(c *token.Claims) bool { return !time.Now().Before(c.ExpiresAt) }
 
 func isExpired(err error) bool {
 	var te *token.Error

@@ -27,10 +27,10 @@ func TestDemo_TourRunsAndShowsEachStep(t *testing.T) {
 	go func() { out, err = cmd.CombinedOutput(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(60 * time.Second):
+	case <-time.After(90 * time.Second):
 		_ = cmd.Process.Kill()
 		<-done
-		t.Fatalf("demo did not finish in 60s:\n%s", out)
+		t.Fatalf("demo did not finish in 90s:\n%s", out)
 	}
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out)
@@ -38,17 +38,20 @@ func TestDemo_TourRunsAndShowsEachStep(t *testing.T) {
 	text := string(out)
 	for _, want := range []string{
 		`"access_token":"ey`,
-		`"reason":"missing"`,
-		`"renewals":[`,
-		`"reason":"unsupported_alg"`,
-		`caddy_tokengate_rejections_total{reason="missing"} 1`,
-		`caddy_tokengate_decisions_total{decision="allowed"} 1`,
+		`Set-Cookie: tg_refresh=`,
+		`X-Job-Token: ey`,
+		`"status":"running"`,
+		`X-Access-Token: ey`,
 		`"token_type":"Bearer"`,
-		`"reason":"reused"`,
-		`"reason":"revoked"`,
-		"204",
-		`caddy_tokengate_sessions_started_total 1`,
-		`caddy_tokengate_refresh_reuse_detected_total 1`,
+		`"reason":"unsupported_alg"`,
+		`"status":"completed","progress":100`,
+		`204 No Content`,
+		`"reason":"unknown"`,
+		`caddy_tokengate_job_grants_total 1`,
+		`caddy_tokengate_job_status_requests_total{auth="expired_owner"} 1`,
+		`caddy_tokengate_refreshes_total{mode="inline",result="rotated"} 1`,
+		`caddy_tokengate_sessions_ended_total{reason="logout"} 1`,
+		`Demo done`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
