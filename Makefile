@@ -9,10 +9,18 @@ build:
 	$(GO) build -o bin/tokengate-bench ./cmd/tokengate-bench
 
 # Everything: formatting, vet, and every test (unit, real Caddy, real
-# processes) under the race detector.
-test: fmt-check
+# processes, headless Chromium) under the race detector. Test artifacts
+# (the browser test's screenshot) land in test-artifacts/.
+test: fmt-check examples/frontend/node_modules
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	mkdir -p test-artifacts
+	$(GO) test -race -count=1 -artifacts -outputdir $(CURDIR)/test-artifacts ./...
+
+# The browser test's driver (playwright-core, no browser download: it uses
+# the system's Chromium).
+examples/frontend/node_modules: examples/frontend/package.json examples/frontend/package-lock.json
+	cd examples/frontend && npm ci --no-audit --no-fund
+	touch $@
 
 fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*')); \
@@ -28,4 +36,4 @@ bench: build
 	bin/tokengate-bench -caddy bin/caddy
 
 clean:
-	rm -rf bin
+	rm -rf bin test-artifacts examples/frontend/node_modules
