@@ -27,8 +27,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //
 //	tokengate {
 //	    # verification keys; repeatable, each bound to one algorithm
-//	    key HS256|HS384|HS512 <secret>            [kid <id>]
-//	    key RS256|PS256|ES256|EdDSA <pem-file>    [kid <id>]
+//	    key HS256|HS384|HS512 <secret>            [kid <id>] [retired]
+//	    key RS256|PS256|ES256|EdDSA <pem-file>    [kid <id>] [retired]
 //	    jwks <url...>                 # published keys, verification only
 //	    issuer   <iss>                # required iss, when set
 //	    audience <aud...>             # accepted aud values, when set
@@ -90,8 +90,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "key":
 			args := d.RemainingArgs()
-			if len(args) != 2 && len(args) != 4 {
-				return d.Errf("key: want `key <alg> <secret-or-pem-file> [kid <id>]`, got %d arguments", len(args))
+			if len(args) < 2 {
+				return d.Errf("key: want `key <alg> <secret-or-pem-file> [kid <id>] [retired]`, got %d arguments", len(args))
 			}
 			kc := KeyConfig{Alg: args[0]}
 			if strings.HasPrefix(args[0], "HS") {
@@ -99,11 +99,15 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				kc.File = args[1]
 			}
-			if len(args) == 4 {
-				if args[2] != "kid" {
-					return d.Errf("key: expected `kid <id>` after the key material, got %q", args[2])
+			for rest := args[2:]; len(rest) > 0; {
+				switch {
+				case rest[0] == "kid" && len(rest) > 1 && kc.KID == "":
+					kc.KID, rest = rest[1], rest[2:]
+				case rest[0] == "retired" && !kc.Retired:
+					kc.Retired, rest = true, rest[1:]
+				default:
+					return d.Errf("key: unexpected %q; want `key <alg> <secret-or-pem-file> [kid <id>] [retired]`", rest[0])
 				}
-				kc.KID = args[3]
 			}
 			g.Keys = append(g.Keys, kc)
 		case "jwks":

@@ -16,6 +16,7 @@ func TestUnmarshalCaddyfile_EverySubdirective(t *testing.T) {
 	d := caddyfile.NewTestDispenser(`tokengate {
 		key HS256 {env.JWT_SECRET}
 		key RS256 /etc/keys/api.pem kid k2
+		key HS256 {env.OLD_SECRET} retired
 		jwks https://idp.example/.well-known/jwks.json
 		issuer https://api.example
 		audience leasing admin
@@ -37,6 +38,7 @@ func TestUnmarshalCaddyfile_EverySubdirective(t *testing.T) {
 		Keys: []KeyConfig{
 			{Alg: "HS256", Secret: "{env.JWT_SECRET}"},
 			{Alg: "RS256", File: "/etc/keys/api.pem", KID: "k2"},
+			{Alg: "HS256", Secret: "{env.OLD_SECRET}", Retired: true},
 		},
 		JWKSURLs: []string{"https://idp.example/.well-known/jwks.json"},
 		Issuer:   "https://api.example",
@@ -67,8 +69,10 @@ func TestUnmarshalCaddyfile_Errors(t *testing.T) {
 		{"unknown", "tokengate {\n refresh_all\n}", "unrecognized subdirective 'refresh_all'"},
 		{"inline argument", "tokengate HS256 {\n}", "wrong argument count"},
 		{"key without material", "tokengate {\n key HS256\n}", "want `key <alg>"},
-		{"key with stray word", "tokengate {\n key RS256 a.pem id k1\n}", "expected `kid <id>`"},
-		{"key with too many", "tokengate {\n key RS256 a.pem kid k1 extra\n}", "want `key <alg>"},
+		{"key with stray word", "tokengate {\n key RS256 a.pem id k1\n}", "unexpected \"id\""},
+		{"key with too many", "tokengate {\n key RS256 a.pem kid k1 extra\n}", "unexpected \"extra\""},
+		{"key retired twice", "tokengate {\n key RS256 a.pem retired retired\n}", "unexpected \"retired\""},
+		{"key kid without id", "tokengate {\n key RS256 a.pem kid\n}", "unexpected \"kid\""},
 		{"jwks without url", "tokengate {\n jwks\n}", "wrong argument count"},
 		{"issuer twice", "tokengate {\n issuer a b\n}", "wrong argument count"},
 		{"issuer empty", "tokengate {\n issuer\n}", "wrong argument count"},

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -83,7 +84,33 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 	decidedAllowed.Inc()
 	collectors.TokenRemaining.Observe(time.Until(claims.ExpiresAt).Seconds())
 	g.setIdentity(r, claims)
+	if err := g.resign(r, claims); err != nil {
+		return err
+	}
 	return g.pass(w, r, next, claims)
+}
+
+// resign replaces a token verified by a retired key with the same claims
+// (and expiry) signed by the current key: the API has moved to the new
+// key, and the client need not log in again.
+func (g *Gate) resign(r *http.Request, c *token.Claims) error {
+	if k := c.Key(); k == nil || !k.Retired {
+		return nil
+	}
+	cur := g.verifier.Keys.SigningKey(c.Key().Alg, "")
+	if cur == nil {
+		return caddyhttp.Error(http.StatusInternalServerError, errors.New("a retired key verified a token but no current key can re-sign it"))
+	}
+	snap, err := c.Snapshot()
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	fresh, _, err := cur.Mint(snap, "JWT", time.Now(), time.Until(c.ExpiresAt))
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, fmt.Errorf("re-signing a token of a retired key: %w", err))
+	}
+	r.Header.Set("Authorization", "Bearer "+fresh)
+	return nil
 }
 
 // pastExp reports a token accepted only thanks to the leeway.

@@ -222,6 +222,9 @@ func (g *Gate) serveJobStatus(w http.ResponseWriter, r *http.Request, next caddy
 		collectors.JobStatusRequests.WithLabelValues(authAccess).Inc()
 		decidedAllowed.Inc()
 		g.setIdentity(r, claims)
+		if err := g.resign(r, claims); err != nil {
+			return err
+		}
 		return g.forwardStatus(w, r, next, j, id)
 	case jobTok != "":
 		return g.statusByJobToken(w, r, next, j, id, jobTok)

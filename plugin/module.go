@@ -199,6 +199,11 @@ type KeyConfig struct {
 	File string `json:"file,omitempty"`
 	// KID is the key id tokens name in their kid header; optional.
 	KID string `json:"kid,omitempty"`
+	// Retired keys verify tokens signed before a key rotation but never
+	// sign; a token they verify is re-signed with the current key (the
+	// first one not retired) before it goes upstream, so the API, already
+	// on the new key, accepts it.
+	Retired bool `json:"retired,omitempty"`
 }
 
 // TokenSource is one place to look for the access token.
@@ -258,6 +263,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return fmt.Errorf("key %d: %w", i+1, err)
 		}
+		k.Retired = kc.Retired
 		if reason := k.Weakness; reason != nil {
 			if !g.AllowWeakKey {
 				return fmt.Errorf("key %d (%s): %v. Generate a strong secret (for example: openssl rand -base64 48), "+

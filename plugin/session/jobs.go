@@ -33,21 +33,27 @@ type Jobs struct {
 	Now      func() time.Time
 }
 
-// NewJobs derives the job-token key from the first signing key in keys.
+// NewJobs derives the job-token keys from the signing keys in keys: the
+// first current one signs; retired ones still verify job tokens issued
+// before a key rotation.
 func NewJobs(st store.Store, keys *token.KeySet, leeway time.Duration) (*Jobs, error) {
-	base := keys.FirstSigner()
-	if base == nil {
+	signers := keys.Signers()
+	if keys.FirstSigner() == nil {
 		return nil, token.ErrCannotSign
 	}
-	k, err := base.Derive("tokengate job token v1", "tokengate-job")
+	derived := make([]*token.Key, 0, len(signers))
+	for _, s := range signers {
+		k, err := s.Derive("tokengate job token v1")
+		if err != nil {
+			return nil, err
+		}
+		derived = append(derived, k)
+	}
+	ks, err := token.NewKeySet(derived)
 	if err != nil {
 		return nil, err
 	}
-	ks, err := token.NewKeySet([]*token.Key{k})
-	if err != nil {
-		return nil, err
-	}
-	return &Jobs{Store: st, Keys: keys, Key: k, Verifier: &token.Verifier{
+	return &Jobs{Store: st, Keys: keys, Key: derived[0], Verifier: &token.Verifier{
 		Keys: ks, Audience: []string{JobAudience}, Leeway: leeway, RequireTyp: token.JobTokenTyp,
 	}}, nil
 }

@@ -81,6 +81,10 @@ type Key struct {
 	// Weakness is why CheckHMACSecret refused this HMAC secret; nil when
 	// the secret is strong or the key is asymmetric.
 	Weakness error
+	// Retired keys still verify tokens (issued before a key rotation) but
+	// never sign; tokens they verify are re-signed with the current key
+	// before they go upstream.
+	Retired bool
 
 	method jwt.SigningMethod
 	verify any // []byte for HMAC, a public key otherwise
@@ -89,7 +93,7 @@ type Key struct {
 
 // CanSign reports whether the key holds private material (or an HMAC secret)
 // and so can mint tokens the API accepts.
-func (k *Key) CanSign() bool { return k.sign != nil }
+func (k *Key) CanSign() bool { return k.sign != nil && !k.Retired }
 
 // Algorithms lists the algorithms a key can be configured with.
 var Algorithms = []string{"HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "EdDSA"}

@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,7 +70,7 @@ func (k *Key) Mint(snapshot []byte, typ string, now time.Time, ttl time.Duration
 // private key: tokengate signs its own tokens (job tokens) with it, so the
 // API, which knows only k, can never accept them, and every replica
 // configured with k derives the same key.
-func (k *Key) Derive(label, kid string) (*Key, error) {
+func (k *Key) Derive(label string) (*Key, error) {
 	var material []byte
 	switch s := k.sign.(type) {
 	case nil:
@@ -87,7 +87,27 @@ func (k *Key) Derive(label, kid string) (*Key, error) {
 	mac := hmac.New(sha256.New, material)
 	mac.Write([]byte(label))
 	secret := mac.Sum(nil)
-	return &Key{Alg: "HS256", KID: kid, method: jwt.SigningMethodHS256, verify: secret, sign: secret}, nil
+	// The kid names the derived key without revealing it, so tokens of a
+	// retired key's derived key are still found after a rotation.
+	id := sha256.Sum256(append([]byte("kid\x00"), secret...))
+	return &Key{Alg: "HS256", KID: hex.EncodeToString(id[:6]), method: jwt.SigningMethodHS256,
+		verify: secret, sign: secret, Retired: k.Retired}, nil
+}
+
+// Signers returns every key with private material, the current ones first
+// and retired ones after, in configuration order.
+func (ks *KeySet) Signers() []*Key {
+	var cur, old []*Key
+	for _, k := range ks.all {
+		switch {
+		case k.sign == nil:
+		case k.Retired:
+			old = append(old, k)
+		default:
+			cur = append(cur, k)
+		}
+	}
+	return append(cur, old...)
 }
 
 // FirstSigner returns the first configured key that can sign, or nil.
@@ -101,15 +121,12 @@ func (ks *KeySet) FirstSigner() *Key {
 }
 
 // SigningKey returns the key to mint with for a session whose login token
-// was signed with alg and kid: the key with that kid, or without a kid the
-// first key bound to alg that can sign. Nil when there is none (the key was
-// removed from the configuration since).
+// was signed with alg and kid: the key with that kid, or else (no kid, or
+// that key retired or removed since) the first current key bound to alg
+// that can sign. Nil when there is none.
 func (ks *KeySet) SigningKey(alg, kid string) *Key {
-	if kid != "" {
-		if k := ks.byKID[kid]; k != nil && k.Alg == alg && k.CanSign() {
-			return k
-		}
-		return nil
+	if k := ks.byKID[kid]; kid != "" && k != nil && k.Alg == alg && k.CanSign() {
+		return k
 	}
 	for _, k := range ks.byAlg[alg] {
 		if k.CanSign() {
