@@ -1,7 +1,7 @@
 # tokengate: the two commands are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: build test demo bench fmt-check clean
+.PHONY: build test demo bench fmt-check fuzz clean
 
 build:
 	$(GO) build -o bin/caddy ./cmd/caddy
@@ -15,6 +15,20 @@ test: fmt-check examples/frontend/node_modules
 	$(GO) vet ./...
 	mkdir -p test-artifacts
 	$(GO) test -race -count=1 -artifacts -outputdir $(CURDIR)/test-artifacts ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for FUZZTIME, on top of its committed seed corpus
+# (testdata/fuzz): token verification, Caddyfile parsing, JSON field
+# extraction and splicing, credential parsing.
+FUZZTIME ?= 5s
+FUZZ_TARGETS = plugin/token:FuzzVerify plugin/token:FuzzVerifyClaims plugin:FuzzUnmarshalCaddyfile \
+	plugin:FuzzField plugin:FuzzSpliceFields plugin:FuzzCredentials
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; \
+	done
 
 # The browser test's driver (playwright-core, no browser download: it uses
 # the system's Chromium).

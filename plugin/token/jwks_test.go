@@ -74,3 +74,5 @@ func TestVerify_JWKSPublishedKeys(t *testing.T) {
 		}
 	}
 }
+
+func b64(b []byte) string { return b64u(b) }
