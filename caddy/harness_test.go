@@ -95,7 +95,14 @@ func newUpstream(t *testing.T, cfg leasing.Config) *upstream {
 		cfg.Secret = apiSecret
 	}
 	u := &upstream{API: leasing.New(cfg)}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.Server = httptest.NewServer(u.record())
+	t.Cleanup(u.Close)
+	return u
+}
+
+// record serves the API and notes what each request brought.
+func (u *upstream) record() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		u.mu.Lock()
@@ -104,9 +111,33 @@ func newUpstream(t *testing.T, cfg leasing.Config) *upstream {
 		u.hits++
 		u.mu.Unlock()
 		u.API.ServeHTTP(w, r)
-	}))
+	})
+}
+
+// newUpstreamAt serves the stand-in API on a given address (an API that
+// comes back where it was).
+func newUpstreamAt(t *testing.T, addr string, cfg leasing.Config) *upstream {
+	t.Helper()
+	if cfg.Secret == nil {
+		cfg.Secret = apiSecret
+	}
+	u := &upstream{API: leasing.New(cfg)}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Server = &httptest.Server{Listener: l, Config: &http.Server{Handler: u.record()}}
+	u.Start()
 	t.Cleanup(u.Close)
 	return u
+}
+
+// newUpstreamHandler serves any handler as the upstream.
+func newUpstreamHandler(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // body returns the body of the last request the API received.

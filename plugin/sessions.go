@@ -299,6 +299,11 @@ func (g *Gate) serveLogin(w http.ResponseWriter, r *http.Request, next caddyhttp
 			zap.String("field", g.Session.Login.Field), zap.Int("bytes", len(c.body)))
 		return c.pass()
 	}
+	if r.Context().Err() != nil {
+		// The client gave up (and will likely retry): opening a session
+		// nobody receives would leave an orphan behind.
+		return c.pass()
+	}
 	claims, err := g.verifier.Verify(r.Context(), raw)
 	if err != nil {
 		// The API signed a token tokengate cannot verify: keys differ.
