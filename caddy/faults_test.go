@@ -18,9 +18,9 @@ import (
 // and counts answers that were not 200.
 type hammer struct {
 	ok, failed, retried atomic.Int64
-	firstErr   atomic.Value
-	wg         sync.WaitGroup
-	stop       chan struct{}
+	firstErr            atomic.Value
+	wg                  sync.WaitGroup
+	stop                chan struct{}
 }
 
 func startHammer(s *site, path, token string, workers int, keepAlive bool) *hammer {
