@@ -121,7 +121,7 @@ func TestInline_ExpiredTokenWithCookieIsRefreshedInFlight(t *testing.T) {
 func generation(t *testing.T, c *redis.Client, refresh string) int {
 	t.Helper()
 	id := refresh[:strings.IndexByte(refresh, '.')]
-	v, err := c.HGet(context.Background(), "tokengate:fam:{"+id+"}", "gen").Int()
+	v, err := c.HGet(context.Background(), "tokengate:fam:{"+id+"}", "g").Int()
 	if err != nil {
 		t.Fatalf("reading the family from Redis: %v", err)
 	}
@@ -207,13 +207,13 @@ func TestInline_TwoReplicasOnOneRedis(t *testing.T) {
 		t.Fatalf("%d rotations, want 1", g)
 	}
 	id := refresh[:strings.IndexByte(refresh, '.')]
-	if revoked := c.HGet(context.Background(), "tokengate:fam:{"+id+"}", "revoked").Val(); revoked != "" {
+	if revoked := c.HGet(context.Background(), "tokengate:fam:{"+id+"}", "r").Val(); revoked != "" {
 		t.Fatal("reuse detection fired across replicas")
 	}
 	if len(tokens) != 1 {
 		t.Fatalf("%d access tokens across replicas, want 1", len(tokens))
 	}
-	if keys := c.Keys(context.Background(), "tokengate:fam:*").Val(); len(keys) != 1 {
+	if keys := c.Keys(context.Background(), "tokengate:fam:*}").Val(); len(keys) != 1 {
 		t.Fatalf("%d families in Redis, want 1: %v", len(keys), keys)
 	}
 }

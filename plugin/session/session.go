@@ -178,16 +178,22 @@ func aeadFor(label, secret string) cipher.AEAD {
 // replaces: only that token's holder can open it in the reuse grace.
 const successorLabel = "tokengate successor v1"
 
+// seal keeps only the successor's 32 secret bytes (the family id is the
+// same), so the sealed value is 60 bytes.
 func seal(next, prev, id string) ([]byte, error) {
-	return sealFor(successorLabel, prev, id, []byte(next))
+	secret, err := base64.RawURLEncoding.DecodeString(next[idLen+1:])
+	if err != nil {
+		return nil, err
+	}
+	return sealFor(successorLabel, prev, id, secret)
 }
 
 func unseal(sealed []byte, prev, id string) (string, error) {
-	plain, err := openFor(successorLabel, prev, id, sealed)
+	secret, err := openFor(successorLabel, prev, id, sealed)
 	if err != nil {
 		return "", fmt.Errorf("opening sealed successor: %w", err)
 	}
-	return string(plain), nil
+	return id + "." + base64.RawURLEncoding.EncodeToString(secret), nil
 }
 
 func (m *Manager) policy() Config {

@@ -15,10 +15,13 @@ import (
 
 // Redis keeps families in Redis (single node, Sentinel or Cluster through
 // go-redis's UniversalClient), so several tokengate replicas share them.
-// Each family is one hash at <prefix>fam:{<id>}: the braces are a Cluster
-// hash tag, and every operation touches that one key, so each is a single
-// atomic command or Lua script and a single round trip. Keys expire with the
-// family's deadline.
+// Each family is one small hash at <prefix>fam:{<id>} (one-letter fields,
+// raw 32-byte token hashes, the claims without the sub kept beside them,
+// so every value stays under Redis's listpack limit of 64 bytes and the
+// hash stays compact); an inline-refresh bridge is a string beside it at
+// <prefix>fam:{<id>}:b:<hash>. The braces are a Cluster hash tag: a
+// family's keys share a slot, so each operation is one atomic command or
+// Lua script and one round trip. Keys expire with the family's deadline.
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
@@ -32,6 +35,15 @@ func NewRedis(client redis.UniversalClient, prefix string, owned bool) *Redis {
 }
 
 func (s *Redis) key(id string) string { return s.prefix + "fam:{" + id + "}" }
+
+// bridgeKey names the bridge of one expired access token (by 128 bits of
+// its hash); "-" when there is none, a key never written.
+func (s *Redis) bridgeKey(id string, h []byte) string {
+	if len(h) == 0 {
+		return s.key(id) + ":b:-"
+	}
+	return s.key(id) + ":b:" + hex.EncodeToString(h[:16])
+}
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -48,48 +60,73 @@ func durMS(v string) time.Duration {
 	return time.Duration(n) * time.Millisecond
 }
 
+// withoutSub drops the sub claim from a snapshot when it equals the
+// family's subject, which is stored on its own: it keeps the value short.
+func withoutSub(claims []byte, sub string) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(claims, &m) != nil {
+		return claims
+	}
+	if s, ok := m["sub"]; ok {
+		var v string
+		if json.Unmarshal(s, &v) != nil || v != sub {
+			return claims
+		}
+		delete(m, "sub")
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return claims
+	}
+	return b
+}
+
+func withSub(claims []byte, sub string) []byte {
+	var m map[string]json.RawMessage
+	if sub == "" || json.Unmarshal(claims, &m) != nil || m == nil {
+		return claims
+	}
+	if _, ok := m["sub"]; ok {
+		return claims
+	}
+	m["sub"], _ = json.Marshal(sub)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return claims
+	}
+	return b
+}
+
 func toHash(f *Family) []any {
 	h := []any{
-		"sub", f.Subject, "claims", f.Claims, "alg", f.Alg, "kid", f.KID,
-		"ttl", f.AccessTTL.Milliseconds(), "created", ms(f.Created), "last", ms(f.LastUsed),
-		"abs", ms(f.Absolute), "idle", f.Idle.Milliseconds(), "cur", hex.EncodeToString(f.Current),
-		"gen", f.Generation,
+		"s", f.Subject, "c", withoutSub(f.Claims, f.Subject), "a", f.Alg,
+		"t", f.AccessTTL.Milliseconds(), "n", ms(f.Created), "l", ms(f.LastUsed),
+		"x", ms(f.Absolute), "i", f.Idle.Milliseconds(), "h", f.Current, "g", f.Generation,
+	}
+	if f.KID != "" {
+		h = append(h, "k", f.KID)
 	}
 	if len(f.Previous) > 0 {
-		h = append(h, "prev", hex.EncodeToString(f.Previous), "prev_at", ms(f.PrevAt), "sealed", f.Sealed)
+		h = append(h, "p", f.Previous, "pa", ms(f.PrevAt), "z", f.Sealed)
 	}
 	if f.Revoked {
-		h = append(h, "revoked", "1", "rev_at", ms(f.RevokedAt))
-	}
-	for k, v := range f.Bridges {
-		h = append(h, bridgePrefix+k, v)
+		h = append(h, "r", "1", "ra", ms(f.RevokedAt))
 	}
 	return h
 }
 
-// bridgePrefix prefixes the hash fields holding bridges.
-const bridgePrefix = "b:"
-
 func fromHash(id string, h map[string]string) *Family {
-	cur, _ := hex.DecodeString(h["cur"])
-	prev, _ := hex.DecodeString(h["prev"])
-	gen, _ := strconv.ParseInt(h["gen"], 10, 64)
-	var bridges map[string][]byte
-	for k, v := range h {
-		if name, ok := strings.CutPrefix(k, bridgePrefix); ok {
-			if bridges == nil {
-				bridges = map[string][]byte{}
-			}
-			bridges[name] = []byte(v)
-		}
+	gen, _ := strconv.ParseInt(h["g"], 10, 64)
+	var prev []byte
+	if p := h["p"]; p != "" {
+		prev = []byte(p)
 	}
 	return &Family{
-		Bridges: bridges,
-		ID:      id, Subject: h["sub"], Claims: []byte(h["claims"]), Alg: h["alg"], KID: h["kid"],
-		AccessTTL: durMS(h["ttl"]), Created: fromMS(h["created"]), LastUsed: fromMS(h["last"]),
-		Absolute: fromMS(h["abs"]), Idle: durMS(h["idle"]), Current: cur, Previous: prev,
-		PrevAt: fromMS(h["prev_at"]), Sealed: []byte(h["sealed"]), Generation: gen,
-		Revoked: h["revoked"] == "1", RevokedAt: fromMS(h["rev_at"]),
+		ID: id, Subject: h["s"], Claims: withSub([]byte(h["c"]), h["s"]), Alg: h["a"], KID: h["k"],
+		AccessTTL: durMS(h["t"]), Created: fromMS(h["n"]), LastUsed: fromMS(h["l"]),
+		Absolute: fromMS(h["x"]), Idle: durMS(h["i"]), Current: []byte(h["h"]), Previous: prev,
+		PrevAt: fromMS(h["pa"]), Sealed: []byte(h["z"]), Generation: gen,
+		Revoked: h["r"] == "1", RevokedAt: fromMS(h["ra"]),
 	}
 }
 
@@ -136,28 +173,30 @@ func (s *Redis) Get(ctx context.Context, id string) (*Family, error) {
 }
 
 // rotateScript is Decide in Lua; the conformance suite holds the two to
-// the same behaviour. ARGV: presented, next, sealed, now, grace, retention
-// (all times in ms), probe ("1" or "0"), bridge field ("" for none), bridge.
+// the same behaviour. KEYS: the family, its bridge for the presented
+// access token. ARGV: presented, next (raw hashes), sealed, now, grace,
+// retention (ms), probe ("1"/"0"), bridge value ("" for none).
 var rotateScript = redis.NewScript(`
 local k = KEYS[1]
-local f = redis.call('HMGET', k, 'cur', 'prev', 'prev_at', 'last', 'abs', 'idle', 'revoked')
+local f = redis.call('HMGET', k, 'h', 'p', 'pa', 'l', 'x', 'i', 'r')
 if not f[1] then return {'unknown'} end
 local now = tonumber(ARGV[4])
 if f[7] == '1' then return {'revoked'} end
 if now >= tonumber(f[5]) then redis.call('DEL', k) return {'expired', 'lifetime'} end
 if now >= tonumber(f[4]) + tonumber(f[6]) then redis.call('DEL', k) return {'expired', 'idle'} end
 if ARGV[1] == f[1] then
-  redis.call('HSET', k, 'prev', f[1], 'prev_at', now, 'cur', ARGV[2], 'sealed', ARGV[3], 'last', now)
-  if ARGV[8] ~= '' then redis.call('HSET', k, ARGV[8], ARGV[9]) end
-  redis.call('HINCRBY', k, 'gen', 1)
-  redis.call('PEXPIREAT', k, math.min(tonumber(f[5]), now + tonumber(f[6])))
+  local deadline = math.min(tonumber(f[5]), now + tonumber(f[6]))
+  redis.call('HSET', k, 'p', f[1], 'pa', now, 'h', ARGV[2], 'z', ARGV[3], 'l', now)
+  redis.call('HINCRBY', k, 'g', 1)
+  redis.call('PEXPIREAT', k, deadline)
+  if ARGV[8] ~= '' then redis.call('SET', KEYS[2], ARGV[8], 'PXAT', deadline) end
   return {'rotated', redis.call('HGETALL', k)}
 end
 if f[2] and ARGV[1] == f[2] and now - tonumber(f[3]) <= tonumber(ARGV[5]) then
-  return {'grace', redis.call('HGETALL', k)}
+  return {'grace', redis.call('HGETALL', k), redis.call('GET', KEYS[2])}
 end
 if ARGV[7] == '1' then return {'stale'} end
-redis.call('HSET', k, 'revoked', '1', 'rev_at', now)
+redis.call('HSET', k, 'r', '1', 'ra', now)
 redis.call('PEXPIRE', k, ARGV[6])
 return {'reused'}`)
 
@@ -168,17 +207,17 @@ var scriptOutcomes = map[string]Outcome{
 
 // Rotate implements Store: one Lua script, one round trip.
 func (s *Redis) Rotate(ctx context.Context, r Rotation) (Result, error) {
-	probe, bridgeField := "0", ""
+	probe := "0"
 	if r.Probe {
 		probe = "1"
 	}
+	bridge := []byte{}
 	if len(r.BridgeKey) > 0 {
-		bridgeField = bridgePrefix + hex.EncodeToString(r.BridgeKey)
+		bridge = r.BridgeSealed
 	}
-	v, err := rotateScript.Run(ctx, s.client, []string{s.key(r.ID)},
-		hex.EncodeToString(r.Presented), hex.EncodeToString(r.Next), r.Sealed,
-		ms(r.Now), r.Grace.Milliseconds(), RevokedRetention.Milliseconds(),
-		probe, bridgeField, r.BridgeSealed).Slice()
+	v, err := rotateScript.Run(ctx, s.client, []string{s.key(r.ID), s.bridgeKey(r.ID, r.BridgeKey)},
+		r.Presented, r.Next, r.Sealed, ms(r.Now), r.Grace.Milliseconds(), RevokedRetention.Milliseconds(),
+		probe, bridge).Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("redis rotate: %w", err)
 	}
@@ -191,23 +230,35 @@ func (s *Redis) Rotate(ctx context.Context, r Rotation) (Result, error) {
 		res.EndReason, _ = v[1].(string)
 	case Rotated, Grace:
 		res.Family = fromHash(r.ID, pairs(v[1]))
-		if res.Outcome == Grace {
-			res.Bridge = res.Family.bridge(r.BridgeKey)
+		if len(v) > 2 {
+			if b, ok := v[2].(string); ok && len(r.BridgeKey) > 0 {
+				res.Bridge = []byte(b)
+			}
 		}
 	}
 	return res, nil
 }
 
-// Peek implements Store: one HGETALL, judged in Go.
+var peekScript = redis.NewScript(`return {redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[2])}`)
+
+// Peek implements Store: the family and its bridge in one script, judged
+// in Go.
 func (s *Redis) Peek(ctx context.Context, id string, bridgeKey []byte, now time.Time) (Result, error) {
-	h, err := s.client.HGetAll(ctx, s.key(id)).Result()
+	v, err := peekScript.Run(ctx, s.client, []string{s.key(id), s.bridgeKey(id, bridgeKey)}).Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("redis peek: %w", err)
 	}
+	h := pairs(v[0])
 	if len(h) == 0 {
 		return Result{Outcome: Unknown}, nil
 	}
-	return PeekFamily(fromHash(id, h), bridgeKey, now), nil
+	res := PeekFamily(fromHash(id, h), nil, now)
+	if len(v) > 1 && len(bridgeKey) > 0 && res.Outcome == Live {
+		if b, ok := v[1].(string); ok {
+			res.Bridge = []byte(b)
+		}
+	}
+	return res, nil
 }
 
 // Delete implements Store.
@@ -290,6 +341,9 @@ func (s *Redis) Each(ctx context.Context, fn func(*Family) error) error {
 		iter := c.Scan(ctx, 0, s.prefix+"fam:*", 500).Iterator()
 		for iter.Next(ctx) {
 			key := iter.Val()
+			if !strings.HasSuffix(key, "}") {
+				continue // a bridge, not a family
+			}
 			id := strings.TrimSuffix(strings.TrimPrefix(key, s.prefix+"fam:{"), "}")
 			h, err := c.HGetAll(ctx, key).Result()
 			if err != nil {
