@@ -83,9 +83,6 @@ func hash(id string, gen int) []byte {
 	return b
 }
 
-// sealed is the size of a sealed successor: nonce, 66-byte token, tag.
-var sealed = make([]byte, 12+66+16)
-
 // fill creates n families and rotates each once, 16 at a time.
 func fill(s store.Store, n int) {
 	ctx := context.Background()
@@ -102,7 +99,7 @@ func fill(s store.Store, n int) {
 					log.Fatal(err)
 				}
 				if _, err := s.Rotate(ctx, store.Rotation{ID: f.ID, Presented: hash(f.ID, 0), Next: hash(f.ID, 1),
-					Sealed: sealed, Now: now, Grace: 10 * time.Second}); err != nil {
+					Now: now, Grace: 10 * time.Second}); err != nil {
 					log.Fatal(err)
 				}
 			}
@@ -127,7 +124,7 @@ func rotateCost(s store.Store, n int) float64 {
 		g := gens[i] + 1
 		id := fmt.Sprintf("%022d", i)
 		res, err := s.Rotate(ctx, store.Rotation{ID: id, Presented: hash(id, g), Next: hash(id, g+1),
-			Sealed: sealed, Now: now, Grace: 10 * time.Second})
+			Now: now, Grace: 10 * time.Second})
 		if err != nil || res.Outcome != store.Rotated {
 			log.Fatalf("rotation of %s: %v %v", id, res.Outcome, err)
 		}

@@ -113,11 +113,7 @@ func (m *Manager) Inline(ctx context.Context, expiredRaw string, expired *token.
 		return nil, err
 	}
 	for i, t := range tries {
-		next, err := newToken(id)
-		if err != nil {
-			return nil, err
-		}
-		sealed, err := seal(next, t.tok, id)
+		next, err := m.successor(t.tok)
 		if err != nil {
 			return nil, err
 		}
@@ -126,7 +122,7 @@ func (m *Manager) Inline(ctx context.Context, expiredRaw string, expired *token.
 			return nil, err
 		}
 		res, err := m.Store.Rotate(ctx, store.Rotation{
-			ID: id, Presented: hash(t.tok), Next: hash(next), Sealed: sealed, Now: now, Grace: m.policy().Grace,
+			ID: id, Presented: hash(t.tok), Next: hash(next), Now: now, Grace: m.policy().Grace,
 			Probe: t.probe, BridgeKey: key, BridgeSealed: b,
 		})
 		if err != nil {
@@ -149,12 +145,8 @@ func (m *Manager) Inline(ctx context.Context, expiredRaw string, expired *token.
 				// refresh; the next one may be current.
 				continue
 			}
-			succ, err := unseal(res.Family.Sealed, t.tok, id)
-			if err != nil {
-				return nil, err
-			}
 			return &Grant{FamilyID: id, Subject: f.Subject, AccessToken: access, AccessExpires: exp,
-				RefreshToken: succ, RefreshExpires: res.Family.Deadline(), Outcome: store.Grace}, nil
+				RefreshToken: next, RefreshExpires: res.Family.Deadline(), Outcome: store.Grace}, nil
 		case store.Stale:
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tokengate/tokengate/plugin/store"
@@ -46,13 +47,16 @@ type Config struct {
 	Grace time.Duration
 }
 
-// Manager opens, rotates and ends sessions.
+// Manager opens, rotates and ends sessions. Use it by pointer.
 type Manager struct {
 	Store store.Store
 	Keys  *token.KeySet
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	Config
+
+	succOnce sync.Once
+	succKey  *token.Key
 }
 
 func (m *Manager) now() time.Time {
@@ -148,7 +152,7 @@ func newToken(id string) (string, error) {
 	return id + "." + s, nil
 }
 
-// sealed holds a secret only the holder of another secret can open:
+// sealFor seals plain so that only the holder of secret can open it:
 // AES-256-GCM under SHA-256(label, secret), bound to the family id.
 func sealFor(label, secret, id string, plain []byte) ([]byte, error) {
 	aead := aeadFor(label, secret)
@@ -174,26 +178,25 @@ func aeadFor(label, secret string) cipher.AEAD {
 	return aead
 }
 
-// successorLabel seals a successor refresh token under the token it
-// replaces: only that token's holder can open it in the reuse grace.
-const successorLabel = "tokengate successor v1"
-
-// seal keeps only the successor's 32 secret bytes (the family id is the
-// same), so the sealed value is 60 bytes.
-func seal(next, prev, id string) ([]byte, error) {
-	secret, err := base64.RawURLEncoding.DecodeString(next[idLen+1:])
-	if err != nil {
-		return nil, err
+// successor is the token that replaces tok: its family id and the HMAC of
+// tok under a key derived from tokengate's signing key. Being derived, it
+// is the same for every request and every replica that spends tok, so
+// parallel requests in the reuse grace get the one successor without the
+// store keeping it, and the store keeps only hashes.
+func (m *Manager) successor(tok string) (string, error) {
+	m.succOnce.Do(func() {
+		if base := m.Keys.FirstSigner(); base != nil {
+			m.succKey, _ = base.Derive("tokengate refresh successor v1")
+		}
+	})
+	if m.succKey == nil {
+		return "", token.ErrCannotSign
 	}
-	return sealFor(successorLabel, prev, id, secret)
-}
-
-func unseal(sealed []byte, prev, id string) (string, error) {
-	secret, err := openFor(successorLabel, prev, id, sealed)
+	mac, err := m.succKey.MAC(tok)
 	if err != nil {
-		return "", fmt.Errorf("opening sealed successor: %w", err)
+		return "", err
 	}
-	return id + "." + base64.RawURLEncoding.EncodeToString(secret), nil
+	return tok[:idLen] + "." + base64.RawURLEncoding.EncodeToString(mac[:secretBytes]), nil
 }
 
 func (m *Manager) policy() Config {
@@ -254,28 +257,21 @@ func (m *Manager) Refresh(ctx context.Context, tok string) (*Grant, error) {
 	if !ok {
 		return nil, &Refusal{ReasonMalformed}
 	}
-	next, err := newToken(id)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := seal(next, tok, id)
+	next, err := m.successor(tok)
 	if err != nil {
 		return nil, err
 	}
 	now := m.now()
 	res, err := m.Store.Rotate(ctx, store.Rotation{
-		ID: id, Presented: hash(tok), Next: hash(next), Sealed: sealed, Now: now, Grace: m.policy().Grace,
+		ID: id, Presented: hash(tok), Next: hash(next), Now: now, Grace: m.policy().Grace,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	switch res.Outcome {
-	case store.Rotated:
-	case store.Grace:
-		// The successor this token already produced, not a new branch.
-		if next, err = unseal(res.Family.Sealed, tok, id); err != nil {
-			return nil, err
-		}
+	case store.Rotated, store.Grace:
+		// In the grace, next is the successor this token already produced:
+		// no new branch.
 	default:
 		if ref := refusalFor(res); ref != nil {
 			return nil, ref
@@ -324,8 +320,12 @@ func (m *Manager) Logout(ctx context.Context, tok string) (ended bool, err error
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	h := hash(tok)
-	if subtle.ConstantTimeCompare(h, f.Current) != 1 && subtle.ConstantTimeCompare(h, f.Previous) != 1 {
+	// The current token, or the one it replaced (whose successor is current).
+	next, err := m.successor(tok)
+	if err != nil {
+		return false, err
+	}
+	if subtle.ConstantTimeCompare(hash(tok), f.Current) != 1 && subtle.ConstantTimeCompare(hash(next), f.Current) != 1 {
 		return false, nil
 	}
 	if err := m.Store.Delete(ctx, id); err != nil {

@@ -21,14 +21,13 @@ func benchRotate(b *testing.B, s store.Store) {
 	if err := s.Create(ctx, storetest.NewFamily("bench", now)); err != nil {
 		b.Fatal(err)
 	}
-	sealed := make([]byte, 93)
 	gen := 0
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	for b.Loop() {
 		res, err := s.Rotate(ctx, store.Rotation{ID: "bench", Presented: sum("bench", gen), Next: sum("bench", gen+1),
-			Sealed: sealed, Now: now, Grace: time.Second})
+			Now: now, Grace: time.Second})
 		if err != nil || res.Outcome != store.Rotated {
 			b.Fatalf("rotation %d: %v %v", gen, res.Outcome, err)
 		}
@@ -84,7 +83,7 @@ func TestRedis_RotationIsOneRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	rotate := func(gen int) {
-		res, err := s.Rotate(ctx, store.Rotation{ID: "rt", Presented: sum("rt", gen), Next: sum("rt", gen+1), Sealed: []byte("s"), Now: now, Grace: time.Second})
+		res, err := s.Rotate(ctx, store.Rotation{ID: "rt", Presented: sum("rt", gen), Next: sum("rt", gen+1), Now: now, Grace: time.Second})
 		if err != nil || res.Outcome != store.Rotated {
 			t.Fatalf("rotation %d: %v %v", gen, res.Outcome, err)
 		}

@@ -106,8 +106,8 @@ func toHash(f *Family) []any {
 	if f.KID != "" {
 		h = append(h, "k", f.KID)
 	}
-	if len(f.Previous) > 0 {
-		h = append(h, "p", f.Previous, "pa", ms(f.PrevAt), "z", f.Sealed)
+	if !f.PrevAt.IsZero() {
+		h = append(h, "pa", ms(f.PrevAt))
 	}
 	if f.Revoked {
 		h = append(h, "r", "1", "ra", ms(f.RevokedAt))
@@ -117,15 +117,11 @@ func toHash(f *Family) []any {
 
 func fromHash(id string, h map[string]string) *Family {
 	gen, _ := strconv.ParseInt(h["g"], 10, 64)
-	var prev []byte
-	if p := h["p"]; p != "" {
-		prev = []byte(p)
-	}
 	return &Family{
 		ID: id, Subject: h["s"], Claims: withSub([]byte(h["c"]), h["s"]), Alg: h["a"], KID: h["k"],
 		AccessTTL: durMS(h["t"]), Created: fromMS(h["n"]), LastUsed: fromMS(h["l"]),
-		Absolute: fromMS(h["x"]), Idle: durMS(h["i"]), Current: []byte(h["h"]), Previous: prev,
-		PrevAt: fromMS(h["pa"]), Sealed: []byte(h["z"]), Generation: gen,
+		Absolute: fromMS(h["x"]), Idle: durMS(h["i"]), Current: []byte(h["h"]),
+		PrevAt: fromMS(h["pa"]), Generation: gen,
 		Revoked: h["r"] == "1", RevokedAt: fromMS(h["ra"]),
 	}
 }
@@ -174,30 +170,30 @@ func (s *Redis) Get(ctx context.Context, id string) (*Family, error) {
 
 // rotateScript is Decide in Lua; the conformance suite holds the two to
 // the same behaviour. KEYS: the family, its bridge for the presented
-// access token. ARGV: presented, next (raw hashes), sealed, now, grace,
-// retention (ms), probe ("1"/"0"), bridge value ("" for none).
+// access token. ARGV: presented, next (raw hashes), now, grace, retention
+// (ms), probe ("1"/"0"), bridge value ("" for none).
 var rotateScript = redis.NewScript(`
 local k = KEYS[1]
-local f = redis.call('HMGET', k, 'h', 'p', 'pa', 'l', 'x', 'i', 'r')
+local f = redis.call('HMGET', k, 'h', 'pa', 'l', 'x', 'i', 'r')
 if not f[1] then return {'unknown'} end
-local now = tonumber(ARGV[4])
-if f[7] == '1' then return {'revoked'} end
-if now >= tonumber(f[5]) then redis.call('DEL', k) return {'expired', 'lifetime'} end
-if now >= tonumber(f[4]) + tonumber(f[6]) then redis.call('DEL', k) return {'expired', 'idle'} end
+local now = tonumber(ARGV[3])
+if f[6] == '1' then return {'revoked'} end
+if now >= tonumber(f[4]) then redis.call('DEL', k) return {'expired', 'lifetime'} end
+if now >= tonumber(f[3]) + tonumber(f[5]) then redis.call('DEL', k) return {'expired', 'idle'} end
 if ARGV[1] == f[1] then
-  local deadline = math.min(tonumber(f[5]), now + tonumber(f[6]))
-  redis.call('HSET', k, 'p', f[1], 'pa', now, 'h', ARGV[2], 'z', ARGV[3], 'l', now)
+  local deadline = math.min(tonumber(f[4]), now + tonumber(f[5]))
+  redis.call('HSET', k, 'pa', now, 'h', ARGV[2], 'l', now)
   redis.call('HINCRBY', k, 'g', 1)
   redis.call('PEXPIREAT', k, deadline)
-  if ARGV[8] ~= '' then redis.call('SET', KEYS[2], ARGV[8], 'PXAT', deadline) end
+  if ARGV[7] ~= '' then redis.call('SET', KEYS[2], ARGV[7], 'PXAT', deadline) end
   return {'rotated', redis.call('HGETALL', k)}
 end
-if f[2] and ARGV[1] == f[2] and now - tonumber(f[3]) <= tonumber(ARGV[5]) then
+if ARGV[2] == f[1] and f[2] and now - tonumber(f[2]) <= tonumber(ARGV[4]) then
   return {'grace', redis.call('HGETALL', k), redis.call('GET', KEYS[2])}
 end
-if ARGV[7] == '1' then return {'stale'} end
+if ARGV[6] == '1' then return {'stale'} end
 redis.call('HSET', k, 'r', '1', 'ra', now)
-redis.call('PEXPIRE', k, ARGV[6])
+redis.call('PEXPIRE', k, ARGV[5])
 return {'reused'}`)
 
 var scriptOutcomes = map[string]Outcome{
@@ -216,7 +212,7 @@ func (s *Redis) Rotate(ctx context.Context, r Rotation) (Result, error) {
 		bridge = r.BridgeSealed
 	}
 	v, err := rotateScript.Run(ctx, s.client, []string{s.key(r.ID), s.bridgeKey(r.ID, r.BridgeKey)},
-		r.Presented, r.Next, r.Sealed, ms(r.Now), r.Grace.Milliseconds(), RevokedRetention.Milliseconds(),
+		r.Presented, r.Next, ms(r.Now), r.Grace.Milliseconds(), RevokedRetention.Milliseconds(),
 		probe, bridge).Slice()
 	if err != nil {
 		return Result{}, fmt.Errorf("redis rotate: %w", err)

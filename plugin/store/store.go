@@ -44,15 +44,13 @@ type Family struct {
 	// Idle is how long the family lives without use.
 	Idle time.Duration `json:"idle"`
 
-	// Current is the hash of the one refresh token that rotates.
+	// Current is the hash of the one refresh token that rotates. Each
+	// token's successor is derived from it (session package), so the token
+	// Current replaced is recognised without being stored: its successor's
+	// hash is Current.
 	Current []byte `json:"cur"`
-	// Previous is the hash of the token Current replaced, spent at PrevAt.
-	Previous []byte    `json:"prev,omitempty"`
-	PrevAt   time.Time `json:"prev_at,omitempty"`
-	// Sealed is the current token sealed under a key only the holder of the
-	// previous token can derive: within the reuse grace, the previous token
-	// gets this same successor back instead of forking the family.
-	Sealed []byte `json:"sealed,omitempty"`
+	// PrevAt is when Current replaced its predecessor (the grace starts).
+	PrevAt time.Time `json:"prev_at,omitempty"`
 	// Generation counts rotations.
 	Generation int64 `json:"gen"`
 	// Revoked is set when a replay was detected (at RevokedAt); the family
@@ -114,11 +112,11 @@ type Rotation struct {
 	ID string
 	// Presented is the hash of the token presented.
 	Presented []byte
-	// Next is the hash of the successor to store if Presented is current.
+	// Next is the hash of the presented token's successor: stored if
+	// Presented is current; equal to Current if Presented is the token
+	// Current replaced.
 	Next []byte
-	// Sealed is the successor sealed under the presented token.
-	Sealed []byte
-	Now    time.Time
+	Now  time.Time
 	// Grace is the reuse grace for the previous token.
 	Grace time.Duration
 	// Probe makes a token that is neither current nor in grace answer Stale
@@ -135,9 +133,7 @@ type Rotation struct {
 // Result is a store's answer to a Rotation.
 type Result struct {
 	Outcome Outcome
-	// Family is the family after the rotation, for Rotated and Grace. For
-	// Grace, its Sealed field holds the successor sealed under the presented
-	// (previous) token.
+	// Family is the family after the rotation, for Rotated and Grace.
 	Family *Family
 	// EndReason is "idle" or "lifetime" for Expired.
 	EndReason string
@@ -186,8 +182,8 @@ func Decide(f *Family, r Rotation) Result {
 	}
 	switch {
 	case equal(r.Presented, f.Current):
-		f.Previous, f.PrevAt = f.Current, r.Now
-		f.Current, f.Sealed = r.Next, r.Sealed
+		f.PrevAt = r.Now
+		f.Current = r.Next
 		f.LastUsed = r.Now
 		f.Generation++
 		if len(r.BridgeKey) > 0 {
@@ -197,17 +193,16 @@ func Decide(f *Family, r Rotation) Result {
 			f.Bridges[hex.EncodeToString(r.BridgeKey)] = r.BridgeSealed
 		}
 		return Result{Outcome: Rotated, Family: f}
-	case equal(r.Presented, f.Previous) && r.Now.Sub(f.PrevAt) <= r.Grace:
+	case equal(r.Next, f.Current) && r.Now.Sub(f.PrevAt) <= r.Grace:
+		// The presented token is the one Current replaced, within the grace.
 		return Result{Outcome: Grace, Family: f, Bridge: f.bridge(r.BridgeKey)}
 	case r.Probe:
 		return Result{Outcome: Stale}
-	case equal(r.Presented, f.Previous):
-		f.Revoked, f.RevokedAt = true, r.Now
-		return Result{Outcome: Reused}
 	}
-	// A token with this family's id that is neither current nor previous is
-	// an older spent token, or a forgery with a guessed id: both are replays
-	// as far as the family can tell, and the family must not survive either.
+	// A token with this family's id that is not current is a spent token
+	// past the grace, an older one, or a forgery with a guessed id: all are
+	// replays as far as the family can tell, and the family must not
+	// survive any of them.
 	f.Revoked, f.RevokedAt = true, r.Now
 	return Result{Outcome: Reused}
 }

@@ -94,6 +94,15 @@ func (k *Key) Derive(label string) (*Key, error) {
 		verify: secret, sign: secret, Retired: k.Retired}, nil
 }
 
+// MAC is the HMAC of data under a derived (HS256) key, or a signature
+// under any other key that can sign; retired keys included.
+func (k *Key) MAC(data string) ([]byte, error) {
+	if k.sign == nil {
+		return nil, ErrCannotSign
+	}
+	return k.method.Sign(data, k.sign)
+}
+
 // Signers returns every key with private material, the current ones first
 // and retired ones after, in configuration order.
 func (ks *KeySet) Signers() []*Key {
