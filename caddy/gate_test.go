@@ -168,24 +168,30 @@ func TestGate_ForgedAndInvalidTokensAreRefusedWithReason(t *testing.T) {
 	before := scrape(t)
 	want := map[token.Reason]float64{}
 	for _, c := range f.Cases() {
-		res := s.do(http.MethodGet, "/leasing/renewals", nil, "Authorization", "Bearer "+c.Token)
-		if c.Reason == "" {
-			if res.status != http.StatusOK {
-				t.Errorf("%s: valid token got %d %s", c.Name, res.status, res.body)
+		if c.Reason != "" {
+			want[c.Reason]++
+		}
+		// One named subtest per token of the fixture, each through Caddy.
+		t.Run(c.Name, func(t *testing.T) {
+			st := *s
+			st.t = t
+			res := st.do(http.MethodGet, "/leasing/renewals", nil, "Authorization", "Bearer "+c.Token)
+			if c.Reason == "" {
+				if res.status != http.StatusOK {
+					t.Errorf("valid token got %d %s", res.status, res.body)
+				}
+				return
 			}
-			continue
-		}
-		want[c.Reason]++
-		if res.status != http.StatusUnauthorized {
-			t.Errorf("%s: status %d, want 401", c.Name, res.status)
-			continue
-		}
-		if got := res.json(t)["reason"]; got != string(c.Reason) {
-			t.Errorf("%s: reason %v, want %s", c.Name, got, c.Reason)
-		}
-		if ch := res.header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, `Bearer realm="tokengate", error="invalid_token", error_description="`) {
-			t.Errorf("%s: WWW-Authenticate = %q", c.Name, ch)
-		}
+			if res.status != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", res.status)
+			}
+			if got := res.json(t)["reason"]; got != string(c.Reason) {
+				t.Errorf("reason %v, want %s", got, c.Reason)
+			}
+			if ch := res.header.Get("WWW-Authenticate"); !strings.HasPrefix(ch, `Bearer realm="tokengate", error="invalid_token", error_description="`) {
+				t.Errorf("WWW-Authenticate = %q", ch)
+			}
+		})
 	}
 	// Headers that are wrong before any token is read.
 	for _, h := range []struct {
