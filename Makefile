@@ -1,7 +1,7 @@
 # tokengate: the two commands are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: build test demo bench fmt-check fuzz clean
+.PHONY: build test demo bench scale fmt-check fuzz clean
 
 build:
 	$(GO) build -o bin/caddy ./cmd/caddy
@@ -48,6 +48,11 @@ demo: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./plugin/...
 	bin/tokengate-bench -caddy bin/caddy
+
+# Memory per session (Redis, bbolt, memory) and rotation cost from 1k to 1M
+# sessions; several minutes.
+scale:
+	$(GO) run ./cmd/tokengate-scale
 
 clean:
 	rm -rf bin test-artifacts examples/frontend/node_modules
