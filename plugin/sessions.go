@@ -173,36 +173,45 @@ func (g *Gate) countRefresh(mode, result string) {
 	}
 }
 
-// refreshResult maps a Refresh error to its metric result.
+// refreshResult maps a Refresh error to its metric result: the refusal's
+// reason, or unavailable for a store failure (and anything unexpected).
 func refreshResult(err error) string {
 	var ref *session.Refusal
-	switch {
-	case errors.As(err, &ref):
+	if errors.As(err, &ref) {
 		return ref.Reason
-	case errors.Is(err, session.ErrUnavailable):
-		return "unavailable"
 	}
 	return "unavailable"
 }
 
-func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request) error {
+// credentialRequest reads the refresh credential of a refresh or logout
+// request, answering the request itself (405, 400, 403) when it cannot go
+// on; ok is false then.
+func (g *Gate) credentialRequest(w http.ResponseWriter, r *http.Request) (tok string, fromCookie, ok bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, oauthError{Error: "invalid_request", Description: "use POST"})
-		return nil
+		return "", false, false
 	}
 	tok, fromCookie, err := g.refreshCredential(r)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: err.Error()})
+		return "", false, false
+	}
+	if fromCookie && !g.originAllowed(r) {
+		writeJSON(w, http.StatusForbidden, oauthError{Error: "invalid_request", Description: "origin not allowed"})
+		return "", false, false
+	}
+	return tok, fromCookie, true
+}
+
+func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request) error {
+	tok, fromCookie, ok := g.credentialRequest(w, r)
+	if !ok {
 		return nil
 	}
 	if tok == "" {
 		g.countRefresh("endpoint", "missing")
 		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: "no refresh token", Reason: "missing"})
-		return nil
-	}
-	if fromCookie && !g.originAllowed(r) {
-		writeJSON(w, http.StatusForbidden, oauthError{Error: "invalid_request", Description: "origin not allowed"})
 		return nil
 	}
 	grant, err := g.sessions.Refresh(r.Context(), tok)
@@ -252,18 +261,8 @@ func (g *Gate) logRefusedRefresh(mode, tok, result string, err error) {
 }
 
 func (g *Gate) serveLogout(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, oauthError{Error: "invalid_request", Description: "use POST"})
-		return nil
-	}
-	tok, fromCookie, err := g.refreshCredential(r)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, oauthError{Error: "invalid_request", Description: err.Error()})
-		return nil
-	}
-	if fromCookie && !g.originAllowed(r) {
-		writeJSON(w, http.StatusForbidden, oauthError{Error: "invalid_request", Description: "origin not allowed"})
+	tok, _, ok := g.credentialRequest(w, r)
+	if !ok {
 		return nil
 	}
 	if tok != "" {
