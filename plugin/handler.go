@@ -121,9 +121,10 @@ func isExpired(err error) bool {
 	return errors.As(err, &te) && te.Reason == token.ReasonExpired
 }
 
-// statusWriter notes the status the next handler answers with.
+// statusWriter notes the status the next handler answers with. The
+// wrapper is held by value: one allocation per request, not two.
 type statusWriter struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	status int
 }
 
@@ -138,7 +139,7 @@ func (s *statusWriter) WriteHeader(code int) {
 // API refused what tokengate accepted, so the two disagree on keys or
 // claims. The answer itself is passed through.
 func (g *Gate) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	sw := &statusWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	sw := &statusWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	err := next.ServeHTTP(sw, r)
 	g.noteUpstream401(sw, r)
 	return err
