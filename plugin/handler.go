@@ -121,32 +121,24 @@ func isExpired(err error) bool {
 	return errors.As(err, &te) && te.Reason == token.ReasonExpired
 }
 
-// statusWriter notes the status the next handler answers with. The
-// wrapper is held by value: one allocation per request, not two.
-type statusWriter struct {
-	caddyhttp.ResponseWriterWrapper
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriterWrapper.WriteHeader(code)
-}
-
 // forward passes an authorized request on, and counts an upstream 401: the
 // API refused what tokengate accepted, so the two disagree on keys or
 // claims. The answer itself is passed through.
 func (g *Gate) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	sw := &statusWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	err := next.ServeHTTP(sw, r)
-	g.noteUpstream401(sw, r)
+	err := next.ServeHTTP(w, r)
+	g.noteUpstream401(r)
 	return err
 }
 
-func (g *Gate) noteUpstream401(sw *statusWriter, r *http.Request) {
-	if sw.status == http.StatusUnauthorized {
+// noteUpstream401 reads the upstream's status where reverse_proxy leaves
+// it, {http.reverse_proxy.status_code}: no wrapper around the response
+// writer on the hot path.
+func (g *Gate) noteUpstream401(r *http.Request) {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		return
+	}
+	if v, ok := repl.Get("http.reverse_proxy.status_code"); ok && v == http.StatusUnauthorized {
 		collectors.UpstreamUnauthorized.Inc()
 		g.logger.Warn("the upstream answered 401 to a request tokengate authorized; do tokengate and the API use the same keys?",
 			zap.String("path", r.URL.Path))

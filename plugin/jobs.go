@@ -165,9 +165,8 @@ func (g *Gate) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handl
 // refreshable access token): a 503 would only make the client start the
 // job again.
 func (g *Gate) serveJobStart(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, j *JobConfig, owner *token.Claims) error {
-	sw := &statusWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	c, err := captureJSON(sw, r, next)
-	g.noteUpstream401(sw, r)
+	c, err := captureJSON(w, r, next)
+	g.noteUpstream401(r)
 	if c == nil || err != nil {
 		return err
 	}
@@ -314,9 +313,8 @@ func (g *Gate) forwardStatus(w http.ResponseWriter, r *http.Request, next caddyh
 	if j.DoneField == "" {
 		return g.forward(w, r, next)
 	}
-	sw := &statusWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	c, err := captureJSON(sw, r, next)
-	g.noteUpstream401(sw, r)
+	c, err := captureJSON(w, r, next)
+	g.noteUpstream401(r)
 	if c == nil || err != nil {
 		return err
 	}
