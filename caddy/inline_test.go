@@ -174,7 +174,10 @@ func TestInline_ClientThatNeverReadsTheNewToken(t *testing.T) {
 		if res.status != http.StatusOK {
 			t.Fatalf("request %d: %d %s", i, res.status, res.body)
 		}
-		time.Sleep(120 * time.Millisecond) // 50 x 120ms = 3 x 2s
+		// 50 x (110ms + the request) is about 3 x 2s; with exp rounded up
+		// each minted token lives 2-3s, so 4 rotations would mean a token
+		// replaced early.
+		time.Sleep(110 * time.Millisecond)
 	}
 	if g := generation(t, srv.Client(), refresh); g < 1 || g > 3 {
 		t.Fatalf("%d rotations over 3 access-token lifetimes, want at most 3", g)
