@@ -13,9 +13,10 @@ import (
 	"github.com/tokengate/tokengate/plugin/token"
 )
 
-// inlineCredential is the refresh token a protected request carries: the
-// refresh header, else the refresh cookie. Never a body: the body is the
-// API's.
+// inlineCredential is the refresh token a request carries outside its
+// body: the refresh header, else the refresh cookie. Inline refresh reads
+// only these (the body is the API's); the refresh route reads a JSON body
+// first.
 func (g *Gate) inlineCredential(r *http.Request) (tok string, fromCookie bool) {
 	if h := g.Session.RefreshHeader; h != "" {
 		if v := r.Header.Get(h); v != "" {
@@ -55,18 +56,11 @@ func (g *Gate) serveInline(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return g.sessions.Inline(ctx, raw, expired, ref)
 	})
 	if err != nil {
-		result := refreshResult(err)
-		g.countRefresh("inline", result)
-		g.logRefusedRefresh("inline", ref, result, err)
-		if result == "unavailable" {
-			unavailable(w)
-			return nil
+		if result, refused := g.refusedRefresh(w, "inline", ref, fromCookie, err); refused {
+			return g.reject(w, r, raw, nil, &token.Error{Reason: token.Reason(inlineRejection(result)),
+				Detail: "the access token has expired and the session cannot refresh it: " + result})
 		}
-		if fromCookie {
-			g.setRefreshCookie(w, "", time.Time{})
-		}
-		return g.reject(w, r, raw, nil, &token.Error{Reason: token.Reason(inlineRejection(result)),
-			Detail: "the access token has expired and the session cannot refresh it: " + result})
+		return nil
 	}
 	grant := v.(*session.Grant)
 	result := grant.Outcome.String()

@@ -99,15 +99,8 @@ func (g *Gate) refreshCredential(r *http.Request) (tok string, fromCookie bool, 
 			}
 		}
 	}
-	if h := g.Session.RefreshHeader; h != "" {
-		if v := r.Header.Get(h); v != "" {
-			return v, false, nil
-		}
-	}
-	if c, cerr := r.Cookie(g.Session.Cookie.Name); cerr == nil && c.Value != "" {
-		return c.Value, true, nil
-	}
-	return "", false, nil
+	tok, fromCookie = g.inlineCredential(r)
+	return tok, fromCookie, nil
 }
 
 // originAllowed guards cookie-authenticated refresh and logout against
@@ -216,18 +209,10 @@ func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	grant, err := g.sessions.Refresh(r.Context(), tok)
 	if err != nil {
-		result := refreshResult(err)
-		g.countRefresh("endpoint", result)
-		g.logRefusedRefresh("endpoint", tok, result, err)
-		if result == "unavailable" {
-			unavailable(w)
-			return nil
+		if result, refused := g.refusedRefresh(w, "endpoint", tok, fromCookie, err); refused {
+			writeJSON(w, http.StatusUnauthorized, oauthError{Error: "invalid_grant",
+				Description: "the refresh token cannot be used: " + result, Reason: result})
 		}
-		if fromCookie {
-			g.setRefreshCookie(w, "", time.Time{})
-		}
-		writeJSON(w, http.StatusUnauthorized, oauthError{Error: "invalid_grant",
-			Description: "the refresh token cannot be used: " + result, Reason: result})
 		return nil
 	}
 	g.countRefresh("endpoint", grant.Outcome.String())
@@ -246,6 +231,24 @@ func (g *Gate) serveRefresh(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, http.StatusOK, ans)
 	return nil
+}
+
+// refusedRefresh handles a failed refresh of either mode: it counts and
+// logs it, answers 503 itself for a store failure, and clears a refused
+// cookie. refused is true when the caller still has to answer the refusal
+// (with result as its reason).
+func (g *Gate) refusedRefresh(w http.ResponseWriter, mode, tok string, fromCookie bool, err error) (result string, refused bool) {
+	result = refreshResult(err)
+	g.countRefresh(mode, result)
+	g.logRefusedRefresh(mode, tok, result, err)
+	if result == "unavailable" {
+		unavailable(w)
+		return result, false
+	}
+	if fromCookie {
+		g.setRefreshCookie(w, "", time.Time{})
+	}
+	return result, true
 }
 
 func (g *Gate) logRefusedRefresh(mode, tok, result string, err error) {
