@@ -76,45 +76,42 @@ func (s *File) Sweep() (int, error) {
 	now := s.now()
 	n := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(familiesBucket)
-		var ended [][]byte
-		err := b.ForEach(func(k, v []byte) error {
+		fams, err := sweepBucket(tx.Bucket(familiesBucket), func(v []byte) bool {
 			var f Family
-			if json.Unmarshal(v, &f) != nil || !now.Before(f.Expiry()) {
-				ended = append(ended, append([]byte(nil), k...))
-			}
-			return nil
+			return json.Unmarshal(v, &f) != nil || !now.Before(f.Expiry())
 		})
 		if err != nil {
 			return err
 		}
-		for _, k := range ended {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(ended)
-		gb := tx.Bucket(grantsBucket)
-		var gone [][]byte
-		err = gb.ForEach(func(k, v []byte) error {
+		grants, err := sweepBucket(tx.Bucket(grantsBucket), func(v []byte) bool {
 			var g JobGrant
-			if json.Unmarshal(v, &g) != nil || !now.Before(g.Expires) {
-				gone = append(gone, append([]byte(nil), k...))
-			}
-			return nil
+			return json.Unmarshal(v, &g) != nil || !now.Before(g.Expires)
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range gone {
-			if err := gb.Delete(k); err != nil {
-				return err
-			}
-		}
-		n += len(gone)
-		return nil
+		n = fams + grants
+		return err
 	})
 	return n, err
+}
+
+// sweepBucket deletes the entries of b whose value ended says has ended
+// (or cannot be read) and returns how many.
+func sweepBucket(b *bolt.Bucket, ended func(v []byte) bool) (int, error) {
+	var gone [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if ended(v) {
+			gone = append(gone, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range gone {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(gone), nil
 }
 
 // PutGrant implements Store.
