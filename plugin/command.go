@@ -126,17 +126,25 @@ func findHandler(v any) map[string]any {
 	return nil
 }
 
-// keysOnly provisions the verification side of g: keys, issuer, audience,
-// leeway; never the store (a running Caddy may hold the file store).
-func keysOnly(g *Gate) error {
+// keysFromConfig loads the config's tokengate handler and provisions its
+// verification side only: keys, issuer, audience, leeway; never the store
+// (a running Caddy may hold the file store).
+func keysFromConfig(cmd *cobra.Command) (*Gate, error) {
+	g, err := gateFromConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
 	g.Session, g.Jobs, g.Store = nil, nil, nil
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	if err := g.Provision(ctx); err != nil {
-		return err
+	if err = g.Provision(ctx); err == nil {
+		err = g.Validate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tokengate config: %w", err)
 	}
 	g.verifier.Cache = nil
-	return g.Validate()
+	return g, nil
 }
 
 func inspectCommand() *cobra.Command {
@@ -177,12 +185,9 @@ func inspect(cmd *cobra.Command, raw string) (int, error) {
 	if skip, _ := cmd.Flags().GetBool("no-verify"); skip {
 		return exitOK, nil
 	}
-	g, err := gateFromConfig(cmd)
+	g, err := keysFromConfig(cmd)
 	if err != nil {
 		return exitUsage, err
-	}
-	if err := keysOnly(g); err != nil {
-		return exitUsage, fmt.Errorf("tokengate config: %w", err)
 	}
 	_, err = g.verifier.Verify(context.Background(), raw)
 	var te *token.Error
@@ -277,12 +282,9 @@ func mintCommand() *cobra.Command {
 				claims[name] = s
 			}
 		}
-		g, err := gateFromConfig(cmd)
+		g, err := keysFromConfig(cmd)
 		if err != nil {
 			return exitUsage, err
-		}
-		if err := keysOnly(g); err != nil {
-			return exitUsage, fmt.Errorf("tokengate config: %w", err)
 		}
 		if g.Issuer != "" {
 			claims["iss"], _ = json.Marshal(g.Issuer)
