@@ -139,16 +139,15 @@ func (j *Jobs) Grant(ctx context.Context, kind, jobID string) (*store.JobGrant, 
 }
 
 // Mint signs a short-lived access token for a grant's owner, with the key
-// the API signed the owner's token with, for one status request.
-func (j *Jobs) Mint(g *store.JobGrant) (string, error) {
+// the API signed the owner's token with, for one status request, and
+// returns its claims too.
+func (j *Jobs) Mint(g *store.JobGrant) (string, *token.Claims, error) {
 	k := j.Keys.SigningKey(g.Alg, g.KID)
 	if k == nil {
-		return "", &Refusal{ReasonKeyGone}
+		return "", nil, &Refusal{ReasonKeyGone}
 	}
 	now := j.now()
-	ttl := min(JobStatusTTL, g.Expires.Sub(now))
-	tok, _, err := k.Mint(g.Claims, "JWT", now, ttl)
-	return tok, err
+	return k.MintClaims(g.Claims, "JWT", now, min(JobStatusTTL, g.Expires.Sub(now)))
 }
 
 // Done ends a grant after a terminal status: it lives on for after.

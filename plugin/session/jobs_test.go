@@ -87,9 +87,12 @@ func TestJobs_GrantMintsForTheOwnerAndEndsWhenDone(t *testing.T) {
 	if err != nil || g.Subject != "user-1" {
 		t.Fatalf("grant: %+v %v", g, err)
 	}
-	minted, err := j.Mint(g)
+	minted, mintedClaims, err := j.Mint(g)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if mintedClaims.Subject != "user-1" || mintedClaims.Key() == nil {
+		t.Fatalf("claims returned with the minted token: %+v", mintedClaims)
 	}
 	c, err := e.v.Verify(context.Background(), minted)
 	if err != nil || c.Subject != "user-1" {

@@ -24,18 +24,38 @@ var ErrCannotSign = errors.New("key cannot sign: it holds no private key or secr
 // jti. typ is the header's typ
 // ("JWT" for access tokens). It returns the token and its expiry.
 func (k *Key) Mint(snapshot []byte, typ string, now time.Time, ttl time.Duration) (string, time.Time, error) {
+	tok, _, exp, err := k.mint(snapshot, typ, now, ttl)
+	return tok, exp, err
+}
+
+// MintClaims is Mint that also returns the minted token's claims, for a
+// caller that needs them (identity headers) without verifying its own token.
+func (k *Key) MintClaims(snapshot []byte, typ string, now time.Time, ttl time.Duration) (string, *Claims, error) {
+	tok, payload, _, err := k.mint(snapshot, typ, now, ttl)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := (&Verifier{Now: func() time.Time { return now }}).claims(payload)
+	if err != nil {
+		return "", nil, fmt.Errorf("claims of a minted token: %w", err)
+	}
+	c.key = k
+	return tok, c, nil
+}
+
+func (k *Key) mint(snapshot []byte, typ string, now time.Time, ttl time.Duration) (string, []byte, time.Time, error) {
 	if !k.CanSign() {
-		return "", time.Time{}, ErrCannotSign
+		return "", nil, time.Time{}, ErrCannotSign
 	}
 	claims := map[string]json.RawMessage{}
 	if len(snapshot) > 0 {
 		if err := json.Unmarshal(snapshot, &claims); err != nil {
-			return "", time.Time{}, fmt.Errorf("claims snapshot: %w", err)
+			return "", nil, time.Time{}, fmt.Errorf("claims snapshot: %w", err)
 		}
 	}
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
-		return "", time.Time{}, err
+		return "", nil, time.Time{}, err
 	}
 	// NumericDate has whole seconds: round exp up, so that a token lives at
 	// least ttl (a short ttl truncated would lose up to a second of it).
@@ -48,7 +68,7 @@ func (k *Key) Mint(snapshot []byte, typ string, now time.Time, ttl time.Duration
 	claims["jti"] = json.RawMessage(`"` + hex.EncodeToString(jti[:]) + `"`)
 	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", nil, time.Time{}, err
 	}
 	header := map[string]string{"alg": k.Alg, "typ": typ}
 	if k.KID != "" {
@@ -56,14 +76,14 @@ func (k *Key) Mint(snapshot []byte, typ string, now time.Time, ttl time.Duration
 	}
 	hb, err := json.Marshal(header)
 	if err != nil {
-		return "", time.Time{}, err
+		return "", nil, time.Time{}, err
 	}
 	in := base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(payload)
 	sig, err := k.method.Sign(in, k.sign)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("signing: %w", err)
+		return "", nil, time.Time{}, fmt.Errorf("signing: %w", err)
 	}
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig), exp, nil
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig), payload, exp, nil
 }
 
 // Derive returns an HS256 key, bound to label, derived from k's secret or
