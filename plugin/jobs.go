@@ -130,7 +130,7 @@ func (j *JobConfig) statusID(r *http.Request) (string, bool) {
 	return id, !strings.Contains(id, "/")
 }
 
-// jobRoute finds the job kind whose status route r is.
+// jobStatusRoute finds the job kind whose status route r is, and the job id.
 func (g *Gate) jobStatusRoute(r *http.Request) (*JobConfig, string) {
 	for i := range g.Jobs {
 		if id, ok := g.Jobs[i].statusID(r); ok {
@@ -140,6 +140,7 @@ func (g *Gate) jobStatusRoute(r *http.Request) (*JobConfig, string) {
 	return nil, ""
 }
 
+// jobStartRoute finds the job kind whose start route r is.
 func (g *Gate) jobStartRoute(r *http.Request) *JobConfig {
 	for i := range g.Jobs {
 		if j := &g.Jobs[i]; r.Method == j.Method && r.URL.Path == j.Path {

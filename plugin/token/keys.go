@@ -251,9 +251,6 @@ func (ks *KeySet) WithJWKS(ctx context.Context, urls []string, refresh time.Dura
 	return nil
 }
 
-// Keys returns the configured keys in configuration order.
-func (ks *KeySet) Keys() []*Key { return ks.all }
-
 // candidates returns the keys a token with this alg and kid may be verified
 // with, or the refusal when there are none.
 func (ks *KeySet) candidates(ctx context.Context, alg, kid string) ([]*Key, *Error) {

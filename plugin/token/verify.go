@@ -306,21 +306,6 @@ func intersects(a, b []string) bool {
 	return false
 }
 
-// Get returns the claim name decoded from JSON (numbers as json.Number).
-func (c *Claims) Get(name string) (any, bool) {
-	raw, ok := c.raw[name]
-	if !ok {
-		return nil, false
-	}
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var v any
-	if d.Decode(&v) != nil {
-		return nil, false
-	}
-	return v, true
-}
-
 // Text returns the claim name as text for a header or placeholder: strings as
 // they are, numbers and booleans in their JSON form, arrays of strings joined
 // with commas, anything else as compact JSON. Absent and null claims are
